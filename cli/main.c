@@ -1,0 +1,45 @@
+/* main.c - `gemma2 <command> [options]`: dispatch to the subcommands of cli/commands.h. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "gemma2.h"
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} k_commands[] = {
+    {"info", g2_cmd_info, "print a model's config, tensors, dtypes, parameters and memory needs"},
+    {"logits", g2_cmd_logits, "write the logits of a token sequence as raw float32"},
+    {"tokenize", g2_cmd_tokenize, "text to token ids"},
+    {"detokenize", g2_cmd_detokenize, "token ids to text"},
+    {"tokenizer", g2_cmd_tokenizer, "tokenizer tools: `tokenizer train` learns a BPE model"},
+};
+#define N_COMMANDS (sizeof k_commands / sizeof k_commands[0])
+
+static void usage(FILE *f) {
+    fprintf(f, "gemma2 %s - Gemma 2 in C\n\nusage: gemma2 <command> [options]   (gemma2 <command> --help)\n\n",
+            GEMMA2_VERSION);
+    for (size_t i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-12s %s\n", k_commands[i].name, k_commands[i].help);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("gemma2 %s\n", GEMMA2_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(argv[1], k_commands[i].name)) return k_commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "gemma2: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

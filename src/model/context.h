@@ -1,0 +1,40 @@
+/* context.h - internal: the evaluation context (KV cache, RoPE tables, scratch activations). */
+#ifndef G2_CONTEXT_H
+#define G2_CONTEXT_H
+
+#include "model/model_impl.h"
+
+/* Tokens evaluated together at most; a longer batch is split into pieces of this size. */
+#define G2_UBATCH 512
+
+struct gemma2_context {
+    const gemma2_model *m;
+    int n_ctx; /* positions the context can hold */
+    int pos;   /* positions evaluated so far */
+    int n_threads;
+
+    /* KV cache, fp32. Layer l holds cap[l] positions: n_ctx for global layers, min(n_ctx,
+     * sliding_window) for local ones, where position j lives in slot j % cap[l] (a ring). */
+    float **k_cache, **v_cache; /* [layer] -> [cap][kv_heads * head_dim] */
+    int *cap;
+    size_t kv_bytes;
+
+    float *rope_cos, *rope_sin; /* [n_ctx][head_dim / 2] */
+
+    /* scratch for one piece of at most G2_UBATCH tokens */
+    float *x;      /* [U][d]     residual stream */
+    float *xn;     /* [U][d]     normed input of a block */
+    float *q;      /* [U][heads * head_dim] */
+    float *k, *v;  /* [U][kv_heads * head_dim]: this piece's keys and values */
+    float *att;    /* [U][heads * head_dim] attention output before o_proj */
+    float *proj;   /* [U][d]     output of o_proj / down_proj */
+    float *gate;   /* [U][ffn] */
+    float *up;     /* [U][ffn] */
+    float *scores; /* [threads][n_ctx] attention scores, one row per thread */
+    int n_score_rows;
+
+    float *logits; /* [vocab] logits after the last evaluated token */
+    int has_logits;
+};
+
+#endif

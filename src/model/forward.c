@@ -1,0 +1,189 @@
+/* forward.c - the Gemma 2 forward pass (GEMMA2.md section 2), for a batch of tokens at the
+ * next positions of a context. Activations are fp32; weights are used in their stored type
+ * through the kernels of matmul.h.
+ *
+ *   x = E[token] * sqrt(d)
+ *   per layer l (even: local, sliding window; odd: global):
+ *     h = rmsnorm(x) * (1 + w_in);  q, k, v = h Wq, h Wk, h Wv;  rope(q, k)
+ *     s = cap_a * tanh((q.k) / sqrt(query_pre_attn_scalar) / cap_a), then the mask
+ *     x += rmsnorm(softmax(s) v Wo) * (1 + w_post_attn)
+ *     h = rmsnorm(x) * (1 + w_pre_ffw)
+ *     x += rmsnorm((gelu_tanh(h Wgate) * (h Wup)) Wdown) * (1 + w_post_ffw)
+ *   logits = cap_f * tanh((rmsnorm(x) * (1 + w_final)) E^T / cap_f)
+ */
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "model/context.h"
+#include "util/error.h"
+
+/* out[i] = x[i] / sqrt(mean(x^2) + eps) * scale[i]; the mean is accumulated in double. */
+static void rmsnorm(float *out, const float *x, const float *scale, int d, float eps) {
+    double ss = 0;
+    for (int i = 0; i < d; i++) ss += (double)x[i] * x[i];
+    float r = (float)(1.0 / sqrt(ss / d + (double)eps));
+    for (int i = 0; i < d; i++) out[i] = x[i] * r * scale[i];
+}
+
+/* NEOX layout: element i pairs with element i + head_dim/2. vec: [n_heads][head_dim]. */
+static void rope(float *vec, int n_heads, int hd, const float *cos_p, const float *sin_p) {
+    const int half = hd / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *v = vec + (size_t)h * hd;
+        for (int i = 0; i < half; i++) {
+            float a = v[i], b = v[i + half];
+            v[i] = a * cos_p[i] - b * sin_p[i];
+            v[i + half] = b * cos_p[i] + a * sin_p[i];
+        }
+    }
+}
+
+static float gelu_tanh(float x) {
+    const float k = 0.7978845608028654f; /* sqrt(2 / pi) */
+    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+}
+
+static inline float softcap(float x, float cap) { return cap > 0 ? cap * tanhf(x / cap) : x; }
+
+/* Attention of the piece's n queries (positions p0..p0+n-1) over the cache of layer l and the
+ * piece's own keys and values (c->k, c->v), which are not yet in the cache: a ring smaller
+ * than the piece would otherwise overwrite keys that early queries of the piece still need. */
+static void attention(gemma2_context *c, int l, int p0, int n) {
+    const gemma2_config *cfg = &c->m->cfg;
+    const int hd = cfg->head_dim, nh = cfg->num_heads, group = cfg->num_heads / cfg->num_kv_heads;
+    const size_t kvd = (size_t)cfg->num_kv_heads * hd, qd = (size_t)nh * hd;
+    const int local = gemma2_layer_is_local(cfg, l), cap = c->cap[l];
+    const float scale = 1.0f / sqrtf(cfg->query_pre_attn_scalar), acap = cfg->attn_logit_softcap;
+    const float *kc = c->k_cache[l], *vc = c->v_cache[l];
+
+#pragma omp parallel for collapse(2) schedule(static) num_threads(c->n_threads)
+    for (int t = 0; t < n; t++) {
+        for (int h = 0; h < nh; h++) {
+            float *sc = c->scores + (size_t)omp_get_thread_num() * c->n_ctx;
+            const int p = p0 + t, kvh = h / group;
+            const int lo = local && p - cfg->sliding_window + 1 > 0 ? p - cfg->sliding_window + 1 : 0;
+            const float *qv = c->q + (size_t)t * qd + (size_t)h * hd;
+            float mx = -INFINITY;
+            for (int j = lo; j <= p; j++) {
+                const float *kv = j >= p0 ? c->k + (size_t)(j - p0) * kvd : kc + (size_t)(j % cap) * kvd;
+                kv += (size_t)kvh * hd;
+                float s = 0;
+                for (int i = 0; i < hd; i++) s += qv[i] * kv[i];
+                s = softcap(s * scale, acap); /* the soft-cap comes before the mask and softmax */
+                sc[j - lo] = s;
+                if (s > mx) mx = s;
+            }
+            float sum = 0;
+            for (int j = lo; j <= p; j++) {
+                float e = expf(sc[j - lo] - mx);
+                sc[j - lo] = e;
+                sum += e;
+            }
+            float *o = c->att + (size_t)t * qd + (size_t)h * hd;
+            memset(o, 0, sizeof(float) * (size_t)hd);
+            for (int j = lo; j <= p; j++) {
+                const float *vv = j >= p0 ? c->v + (size_t)(j - p0) * kvd : vc + (size_t)(j % cap) * kvd;
+                vv += (size_t)kvh * hd;
+                const float w = sc[j - lo] / sum;
+                for (int i = 0; i < hd; i++) o[i] += w * vv[i];
+            }
+        }
+    }
+}
+
+/* Stores the piece's keys and values in layer l's cache: a ring keeps only the last cap. */
+static void store_kv(gemma2_context *c, int l, int p0, int n) {
+    const size_t kvd = (size_t)c->m->cfg.num_kv_heads * c->m->cfg.head_dim;
+    const int cap = c->cap[l];
+    for (int t = n > cap ? n - cap : 0; t < n; t++) {
+        size_t slot = (size_t)((p0 + t) % cap);
+        memcpy(c->k_cache[l] + slot * kvd, c->k + (size_t)t * kvd, kvd * sizeof(float));
+        memcpy(c->v_cache[l] + slot * kvd, c->v + (size_t)t * kvd, kvd * sizeof(float));
+    }
+}
+
+/* Evaluates one piece of n <= G2_UBATCH tokens. logits_out: [n][vocab], or NULL for the last
+ * token only (into c->logits). */
+static void forward_piece(gemma2_context *c, const int32_t *tokens, int n, float *logits_out) {
+    const gemma2_model *m = c->m;
+    const gemma2_config *cfg = &m->cfg;
+    const int d = cfg->hidden_size, hd = cfg->head_dim, half = hd / 2, nt = c->n_threads;
+    const size_t qd = (size_t)cfg->num_heads * hd, kvd = (size_t)cfg->num_kv_heads * hd,
+                 ffn = (size_t)cfg->intermediate_size;
+    const int p0 = c->pos;
+    const float eps = cfg->rms_norm_eps;
+    const float emb_scale = sqrtf((float)d); /* exact fp32 sqrt(d), as llama.cpp and gemma_pytorch in fp32 */
+
+    for (int t = 0; t < n; t++) {
+        float *x = c->x + (size_t)t * d;
+        g2_tensor_row_f32(&m->embed, tokens[t], x);
+        for (int i = 0; i < d; i++) x[i] *= emb_scale;
+    }
+
+    for (int l = 0; l < cfg->num_layers; l++) {
+        const g2_layer *L = &m->layers[l];
+        for (int t = 0; t < n; t++) rmsnorm(c->xn + (size_t)t * d, c->x + (size_t)t * d, L->attn_norm, d, eps);
+        g2_matmul(&L->wq, c->xn, n, c->q, nt);
+        g2_matmul(&L->wk, c->xn, n, c->k, nt);
+        g2_matmul(&L->wv, c->xn, n, c->v, nt);
+        for (int t = 0; t < n; t++) {
+            const float *cs = c->rope_cos + (size_t)(p0 + t) * half, *sn = c->rope_sin + (size_t)(p0 + t) * half;
+            rope(c->q + (size_t)t * qd, cfg->num_heads, hd, cs, sn);
+            rope(c->k + (size_t)t * kvd, cfg->num_kv_heads, hd, cs, sn);
+        }
+        attention(c, l, p0, n);
+        store_kv(c, l, p0, n);
+        g2_matmul(&L->wo, c->att, n, c->proj, nt);
+        for (int t = 0; t < n; t++) {
+            float *x = c->x + (size_t)t * d, *pr = c->proj + (size_t)t * d;
+            rmsnorm(pr, pr, L->post_attn_norm, d, eps);
+            for (int i = 0; i < d; i++) x[i] += pr[i];
+            rmsnorm(c->xn + (size_t)t * d, x, L->pre_ffw_norm, d, eps);
+        }
+        g2_matmul(&L->gate, c->xn, n, c->gate, nt);
+        g2_matmul(&L->up, c->xn, n, c->up, nt);
+        const size_t nf = (size_t)n * ffn;
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (size_t i = 0; i < nf; i++) c->gate[i] = gelu_tanh(c->gate[i]) * c->up[i];
+        g2_matmul(&L->down, c->gate, n, c->proj, nt);
+        for (int t = 0; t < n; t++) {
+            float *x = c->x + (size_t)t * d, *pr = c->proj + (size_t)t * d;
+            rmsnorm(pr, pr, L->post_ffw_norm, d, eps);
+            for (int i = 0; i < d; i++) x[i] += pr[i];
+        }
+    }
+
+    /* the head: all rows, or the last one only */
+    const int first = logits_out ? 0 : n - 1;
+    for (int t = first; t < n; t++) rmsnorm(c->xn + (size_t)t * d, c->x + (size_t)t * d, m->final_norm, d, eps);
+    float *dst = logits_out ? logits_out : c->logits;
+    const int rows = n - first;
+    g2_matmul(&m->embed, c->xn + (size_t)first * d, rows, dst, nt);
+    const size_t nl = (size_t)rows * (size_t)cfg->vocab_size;
+    const float fcap = cfg->final_logit_softcap;
+    if (fcap > 0) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (size_t i = 0; i < nl; i++) dst[i] = softcap(dst[i], fcap);
+    }
+    if (logits_out) memcpy(c->logits, dst + (size_t)(rows - 1) * cfg->vocab_size, sizeof(float) * (size_t)cfg->vocab_size);
+    c->pos += n;
+    c->has_logits = 1;
+}
+
+gemma2_status gemma2_eval(gemma2_context *c, const int32_t *tokens, int n, float *all_logits, gemma2_error *err) {
+    const int V = c->m->cfg.vocab_size;
+    if (n <= 0) return g2_fail(err, GEMMA2_ERR_ARG, "no tokens to evaluate");
+    if (n > c->n_ctx - c->pos)
+        return g2_fail(err, GEMMA2_ERR_ARG, "%d tokens do not fit in the context: %d of %d positions are used", n,
+                       c->pos, c->n_ctx);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return g2_fail(err, GEMMA2_ERR_ARG, "token id %d (at index %d) is out of range: the vocabulary has %d",
+                           tokens[i], i, V);
+    for (int s = 0; s < n; s += G2_UBATCH) {
+        int k = n - s < G2_UBATCH ? n - s : G2_UBATCH;
+        forward_piece(c, tokens + s, k, all_logits ? all_logits + (size_t)s * V : NULL);
+    }
+    return GEMMA2_OK;
+}

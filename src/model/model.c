@@ -1,0 +1,74 @@
+/* model.c - gemma2_model_open: a directory is a Hugging Face checkpoint, a file is GGUF. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/config.h"
+#include "model/model_impl.h"
+#include "util/error.h"
+
+gemma2_model_options gemma2_model_default_options(void) {
+    gemma2_model_options o = {0};
+    return o;
+}
+
+static gemma2_status open_hf(gemma2_model *m, const char *path, gemma2_error *err) {
+    m->format = GEMMA2_FORMAT_HF;
+    gemma2_status s = g2_hf_dir_open(path, &m->hf, err);
+    if (s) return s;
+    char where[4200];
+    snprintf(where, sizeof where, "%s/config.json", path);
+    return g2_config_from_json(where, m->hf.config_json, &m->cfg, err);
+}
+
+static gemma2_status open_gguf(gemma2_model *m, const char *path, gemma2_error *err) {
+    m->format = GEMMA2_FORMAT_GGUF;
+    gemma2_status s = g2_gguf_open(path, &m->gguf, err);
+    if (s) return s;
+    return g2_config_from_gguf(&m->gguf, &m->cfg, err);
+}
+
+gemma2_status gemma2_model_open(const char *path, const gemma2_model_options *opt, gemma2_model **out,
+                                gemma2_error *err) {
+    *out = NULL;
+    if (!path || !*path) return g2_fail(err, GEMMA2_ERR_ARG, "no model path given");
+    gemma2_model *m = calloc(1, sizeof *m);
+    if (!m) return g2_fail(err, GEMMA2_ERR_NOMEM, "out of memory");
+    m->n_threads = opt ? opt->n_threads : 0;
+    gemma2_status s = g2_is_dir(path) ? open_hf(m, path, err) : open_gguf(m, path, err);
+    if (!s) s = g2_model_bind_weights(m, err);
+    if (s) {
+        gemma2_model_close(m);
+        return s;
+    }
+    m->stats.n_params = g2_config_param_count(&m->cfg);
+    if (m->format == GEMMA2_FORMAT_HF)
+        for (int i = 0; i < m->hf.n_shards; i++) m->stats.file_bytes += m->hf.shards[i].file.size;
+    else
+        m->stats.file_bytes = m->gguf.file.size;
+    *out = m;
+    return GEMMA2_OK;
+}
+
+void gemma2_model_close(gemma2_model *m) {
+    if (!m) return;
+    g2_hf_dir_close(&m->hf);
+    g2_gguf_close(&m->gguf);
+    free(m->layers);
+    free(m->norm_scales);
+    free(m);
+}
+
+const gemma2_config *gemma2_model_config(const gemma2_model *m) { return &m->cfg; }
+gemma2_format gemma2_model_format(const gemma2_model *m) { return m->format; }
+void gemma2_model_get_stats(const gemma2_model *m, gemma2_model_stats *out) { *out = m->stats; }
+
+size_t gemma2_kv_cache_bytes(const gemma2_config *c, int n_ctx) {
+    size_t kv = (size_t)c->num_kv_heads * (size_t)c->head_dim, total = 0;
+    for (int l = 0; l < c->num_layers; l++) {
+        size_t cap = (size_t)n_ctx;
+        if (gemma2_layer_is_local(c, l) && (size_t)c->sliding_window < cap) cap = (size_t)c->sliding_window;
+        total += 2 * cap * kv * sizeof(float);
+    }
+    return total;
+}

@@ -1,0 +1,22 @@
+/* mapped_file.h - a whole file memory-mapped read-only (weights are used in place). */
+#ifndef G2_MAPPED_FILE_H
+#define G2_MAPPED_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gemma2.h"
+
+typedef struct {
+    const uint8_t *data; /* NULL for an empty file */
+    size_t size;
+    char *path; /* owned copy, for error messages */
+} g2_mapped_file;
+
+gemma2_status g2_map_file(const char *path, g2_mapped_file *out, gemma2_error *err);
+void g2_unmap_file(g2_mapped_file *f);
+
+/* Reads a whole (small) file into a NUL-terminated malloc'd buffer. */
+gemma2_status g2_read_file(const char *path, char **out, size_t *size, gemma2_error *err);
+
+#endif
