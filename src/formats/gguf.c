@@ -132,14 +132,17 @@ gemma2_status g2_gguf_open(const char *path, g2_gguf *g, gemma2_error *err) {
     if (rd(&r, &g->version, 4, "version") || rd(&r, &nt, 8, "tensor count") || rd(&r, &nkv, 8, "metadata count"))
         goto fail;
     if (g->version < 2 || g->version > 3) {
+        uint32_t v = g->version;
         g2_gguf_close(g);
-        return g2_fail(err, GEMMA2_ERR_UNSUPPORTED, "%s: GGUF version %u (supported: 2, 3)", path, g->version);
+        return g2_fail(err, GEMMA2_ERR_UNSUPPORTED, "%s: GGUF version %u (supported: 2, 3)", path, v);
     }
     /* every kv needs >= 12 bytes and every tensor >= 24: a bound that rejects absurd counts early */
     if (nkv > g->file.size / 12 || nt > g->file.size / 24) {
+        size_t size = g->file.size;
         g2_gguf_close(g);
-        return g2_fail(err, GEMMA2_ERR_FORMAT, "%s: implausible counts (%llu tensors, %llu metadata) for a %zu-byte file",
-                       path, (unsigned long long)nt, (unsigned long long)nkv, g->file.size);
+        return g2_fail(err, GEMMA2_ERR_FORMAT,
+                       "%s: truncated or corrupt GGUF header: %llu tensors and %llu metadata entries cannot fit in %zu bytes",
+                       path, (unsigned long long)nt, (unsigned long long)nkv, size);
     }
     g->kv = calloc(nkv ? nkv : 1, sizeof *g->kv);
     g->tensors = calloc(nt ? nt : 1, sizeof *g->tensors);

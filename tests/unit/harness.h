@@ -7,25 +7,39 @@
 #define HARNESS_H
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 static int harness_failed_checks;
 static int harness_tests_passed, harness_tests_failed;
 
-#define CHECK(cond, ...)                                                          \
-    do {                                                                          \
-        if (!(cond)) {                                                            \
-            harness_failed_checks++;                                              \
-            fprintf(stderr, "  %s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, "" __VA_ARGS__);                                      \
-            fprintf(stderr, "\n");                                                \
-        }                                                                         \
+/* Prints a failed check's message (format strings get a leading space so that an empty one is
+ * still a valid format). */
+static inline void __attribute__((format(printf, 1, 2))) harness_note(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+#define CHECK(cond, ...)                                                               \
+    do {                                                                               \
+        if (!(cond)) {                                                                 \
+            harness_failed_checks++;                                                   \
+            fprintf(stderr, "  %s:%d: CHECK(%s) failed:", __FILE__, __LINE__, #cond);  \
+            harness_note(" " __VA_ARGS__);                                             \
+        }                                                                              \
     } while (0)
 
 /* |a - b| <= tol */
-#define CHECK_NEAR(a, b, tol, ...) \
-    CHECK(fabs((double)(a) - (double)(b)) <= (tol), "%.9g vs %.9g (tol %.3g) " __VA_ARGS__, (double)(a), (double)(b), (double)(tol))
+#define CHECK_NEAR(a, b, tol, ...)                                                              \
+    do {                                                                                        \
+        double a_ = (double)(a), b_ = (double)(b), t_ = (double)(tol);                          \
+        CHECK(fabs(a_ - b_) <= t_, __VA_ARGS__);                                                \
+        if (!(fabs(a_ - b_) <= t_)) fprintf(stderr, "    %.9g vs %.9g (tol %.3g)\n", a_, b_, t_); \
+    } while (0)
 
 #define RUN(fn)                                                    \
     do {                                                           \
