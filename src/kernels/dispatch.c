@@ -1,16 +1,68 @@
-/* dispatch.c - picks the kernels for the weight type and the CPU. */
+/* dispatch.c - picks the instruction set and the kernel for a weight type on each call.
+ *
+ * Nothing is cached: the CPU's features (__builtin_cpu_supports reads a table libgcc fills
+ * at start-up) and GEMMA2_ISA are consulted on every product, which costs well under a
+ * microsecond against products of tens of microseconds or more, and keeps the library free
+ * of mutable global state. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "gemma2.h"
 #include "kernels/kernels_impl.h"
 
-g2_dot_fn g2_dot_for_type(int type) {
-    switch (type) {
-    case GEMMA2_TYPE_F32: return g2_dot_f32_scalar;
-    case GEMMA2_TYPE_BF16: return g2_dot_bf16_scalar;
-    case GEMMA2_TYPE_F16: return g2_dot_f16_scalar;
-    case GEMMA2_TYPE_Q8_0: return g2_dot_q8_0_scalar;
-    default: return NULL;
+int g2_isa_available(g2_isa isa) {
+    switch (isa) {
+    case G2_ISA_SCALAR: return 1;
+#if defined(__x86_64__) || defined(__i386__)
+    case G2_ISA_AVX2:
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    case G2_ISA_AVX512:
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("f16c");
+#endif
+    default: return 0;
     }
+}
+
+const char *g2_isa_name(g2_isa isa) {
+    switch (isa) {
+    case G2_ISA_SCALAR: return "scalar";
+    case G2_ISA_AVX2: return "avx2";
+    case G2_ISA_AVX512: return "avx512";
+    }
+    return "?";
+}
+
+static g2_isa best_available(g2_isa from) {
+    for (int i = (int)from; i > 0; i--)
+        if (g2_isa_available((g2_isa)i)) return (g2_isa)i;
+    return G2_ISA_SCALAR;
+}
+
+g2_isa g2_isa_active(void) {
+    const char *e = getenv("GEMMA2_ISA");
+    if (e) {
+        for (int i = G2_ISA_SCALAR; i <= G2_ISA_AVX512; i++)
+            if (!strcmp(e, g2_isa_name((g2_isa)i)) && g2_isa_available((g2_isa)i)) return (g2_isa)i;
+    }
+    return best_available(G2_ISA_AVX512);
+}
+
+/* vdpbf16ps only on request: it rounds the activations to bf16 (see matmul.h). */
+static int bf16_dot_requested(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    const char *e = getenv("GEMMA2_BF16_DOT");
+    return e && e[0] == '1' && __builtin_cpu_supports("avx512bf16");
+#else
+    return 0;
+#endif
+}
+
+int g2_kernel_for(g2_isa isa, int type, g2_kernel *k) {
+    if (isa >= G2_ISA_AVX512 && g2_isa_available(G2_ISA_AVX512) && g2_kernel_avx512(type, bf16_dot_requested(), k))
+        return 1;
+    if (isa >= G2_ISA_AVX2 && g2_isa_available(G2_ISA_AVX2) && g2_kernel_avx2(type, k)) return 1;
+    return g2_kernel_scalar(type, k);
 }

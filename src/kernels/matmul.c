@@ -1,24 +1,89 @@
-/* matmul.c - y = W x over rows, split across threads. */
+/* matmul.c - y = W x: activation conversion once per call, then tiles of rows x tokens split
+ * across threads by rows. */
 #include "kernels/matmul.h"
 
 #include <omp.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "kernels/kernels_impl.h"
+#include "kernels/quantize.h"
 
-void g2_matmul(const g2_tensor *w, const float *x, int n, float *y, int n_threads) {
-    g2_dot_fn dot = g2_dot_for_type(w->type);
-    const int64_t rows = w->rows, cols = w->cols;
+/* Weight rows kept hot while every token passes over them (prefill): about 256 KiB, half of a
+ * typical L2, leaving the rest for the activation tile. */
+#define G2_ROW_BLOCK_BYTES (256u * 1024u)
+
+static void compute_rows(const g2_kernel *k, const g2_tensor *w, const g2_act *a, int n, float *y, int64_t r0,
+                         int64_t r1) {
     const uint8_t *base = w->data;
-    if (n_threads <= 0) n_threads = omp_get_max_threads();
-#pragma omp parallel for schedule(static) num_threads(n_threads)
-    for (int64_t r = 0; r < rows; r++) {
-        const void *row = base + (size_t)r * w->row_bytes;
-        for (int t = 0; t < n; t++) y[(size_t)t * rows + r] = dot(row, x + (size_t)t * cols, cols);
+    const size_t rb = w->row_bytes, ldy = (size_t)w->rows;
+    if (n == 1) { /* decode: stream the rows once */
+        for (int64_t r = r0; r < r1; r += k->mr) {
+            int nr = (int)(r1 - r < k->mr ? r1 - r : k->mr);
+            k->tile(base + (size_t)r * rb, rb, nr, a, 0, 1, y + r, ldy);
+        }
+        return;
+    }
+    int64_t block = (int64_t)(G2_ROW_BLOCK_BYTES / (rb ? rb : 1)) / k->mr * k->mr;
+    if (block < k->mr) block = k->mr;
+    for (int64_t b0 = r0; b0 < r1; b0 += block) {
+        const int64_t b1 = b0 + block < r1 ? b0 + block : r1;
+        for (int t0 = 0; t0 < n; t0 += k->nt) {
+            const int nt = n - t0 < k->nt ? n - t0 : k->nt;
+            for (int64_t r = b0; r < b1; r += k->mr) {
+                int nr = (int)(b1 - r < k->mr ? b1 - r : k->mr);
+                k->tile(base + (size_t)r * rb, rb, nr, a, t0, nt, y + (size_t)t0 * ldy + r, ldy);
+            }
+        }
     }
 }
 
-void g2_tensor_row_f32(const g2_tensor *w, int64_t r, float *out) {
-    g2_row_to_f32(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, out, w->cols);
+void g2_matmul_isa(g2_isa isa, const g2_tensor *w, const float *x, int n, float *y, int n_threads) {
+    if (n <= 0 || w->rows <= 0) return;
+    g2_kernel k;
+    if (!g2_kernel_for(isa, w->type, &k)) { /* the loader rejects such types; never reached */
+        memset(y, 0, (size_t)n * (size_t)w->rows * sizeof(float));
+        return;
+    }
+    g2_act a;
+    g2_act_layout(k.act, w->cols, &a);
+    uint8_t *buf = NULL;
+    if (k.act == G2_ACT_F32) {
+        a.base = (const uint8_t *)x;
+    } else {
+        buf = aligned_alloc(64, a.stride * (size_t)n);
+        if (!buf) abort(); /* a few MB at most; nothing sensible to do without it */
+        a.base = buf;
+    }
+    if (n_threads <= 0) n_threads = omp_get_max_threads();
+    const int64_t units = (w->rows + k.mr - 1) / k.mr; /* row tiles: the unit of work split */
+    if (n_threads > units) n_threads = (int)units;
+#pragma omp parallel num_threads(n_threads)
+    {
+        if (buf) {
+#pragma omp for schedule(static)
+            for (int t = 0; t < n; t++) g2_act_convert(k.act, &a, x + (size_t)t * (size_t)w->cols, buf + (size_t)t * a.stride);
+        }
+        /* contiguous, even shares of row tiles: each thread streams its own part of W */
+        const int64_t nth = omp_get_num_threads(), id = omp_get_thread_num();
+        int64_t r0 = units * id / nth * k.mr, r1 = units * (id + 1) / nth * k.mr;
+        if (r1 > w->rows) r1 = w->rows;
+        compute_rows(&k, w, &a, n, y, r0, r1);
+    }
+    free(buf);
 }
 
-float g2_dot_row(int type, const void *row, const float *x, int64_t n) { return g2_dot_for_type(type)(row, x, n); }
+void g2_matmul(const g2_tensor *w, const float *x, int n, float *y, int n_threads) {
+    g2_matmul_isa(g2_isa_active(), w, x, n, y, n_threads);
+}
+
+void g2_tensor_row_f32(const g2_tensor *w, int64_t r, float *out) {
+    g2_dequantize_row(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, out, w->cols);
+}
+
+float g2_dot_row(int type, const void *row, const float *x, int64_t n) {
+    g2_tensor t = {row, type, 1, n, 0};
+    float y = 0;
+    g2_matmul(&t, x, 1, &y, 1);
+    return y;
+}

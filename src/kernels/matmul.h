@@ -21,8 +21,27 @@ typedef struct {
 } g2_tensor;
 
 /* y[t][r] = sum_c W[r][c] * x[t][c] for t < n, r < rows.  x: [n][cols], y: [n][rows].
- * Split across n_threads OpenMP threads (0 = OpenMP's default). */
+ * Split across n_threads OpenMP threads (0 = OpenMP's default).
+ * Precision: F32/BF16/F16 weights multiply the fp32 activations exactly and accumulate in fp32.
+ * Q8_0/Q4_0/Q4_K/Q6_K weights multiply int8-quantized activations (as llama.cpp does: per 32
+ * elements for Q8_0/Q4_0, per 256 for the K types) with integer dot products; the result is
+ * that of the dequantized weights times the quantized activations, summed in fp32.
+ * GEMMA2_BF16_DOT=1 (AVX512-BF16 CPUs) rounds the activations of BF16 products to bf16 to
+ * use vdpbf16ps: faster prefill, about 3e-3 relative error per product (docs/kernels.md). */
 void g2_matmul(const g2_tensor *w, const float *x, int n, float *y, int n_threads);
+
+/* Instruction sets the kernels are built for. */
+typedef enum { G2_ISA_SCALAR = 0, G2_ISA_AVX2 = 1, G2_ISA_AVX512 = 2 } g2_isa;
+/* Does this CPU run `isa`? (AVX2: AVX2+FMA+F16C; AVX512: F+BW+VL+DQ+VNNI.) */
+int g2_isa_available(g2_isa isa);
+/* The set g2_matmul uses now: the best available, or GEMMA2_ISA=scalar|avx2|avx512 when that
+ * names an available one (an unavailable or unknown name falls back to the best). Read on every
+ * call: nothing is cached. */
+g2_isa g2_isa_active(void);
+const char *g2_isa_name(g2_isa isa);
+/* g2_matmul on a given instruction set (tests, benchmarks). An unavailable isa runs the best
+ * available one below it. */
+void g2_matmul_isa(g2_isa isa, const g2_tensor *w, const float *x, int n, float *y, int n_threads);
 
 /* Row r of W converted to fp32 (an embedding lookup). */
 void g2_tensor_row_f32(const g2_tensor *w, int64_t r, float *out);

@@ -1,0 +1,68 @@
+/* act.c - fp32 activations to the formats the kernels consume (see kernels_impl.h). */
+#include <math.h>
+#include <string.h>
+
+#include "kernels/kernels_impl.h"
+#include "util/half.h"
+
+static size_t align64(size_t v) { return (v + 63) & ~(size_t)63; }
+
+void g2_act_layout(g2_act_kind kind, int64_t cols, g2_act *a) {
+    a->cols = cols;
+    a->off_d = a->off_s = 0;
+    switch (kind) {
+    case G2_ACT_F32: a->stride = (size_t)cols * 4; break;
+    case G2_ACT_BF16: a->stride = align64((size_t)cols * 2); break;
+    case G2_ACT_Q8_32:
+        a->off_d = align64((size_t)cols);
+        a->stride = align64(a->off_d + (size_t)(cols / 32) * 4);
+        break;
+    case G2_ACT_Q8_256:
+        a->off_d = align64((size_t)cols);
+        a->off_s = align64(a->off_d + (size_t)(cols / 256) * 4);
+        a->stride = align64(a->off_s + (size_t)(cols / 16) * 2);
+        break;
+    }
+}
+
+/* Symmetric int8 of a block: d = amax / 127, q = round(x / d) in -127..127 (never -128, so that
+ * the sign tricks of the SIMD kernels cannot overflow). */
+static float q8_block(const float *x, int n, int8_t *q) {
+    float amax = 0;
+    for (int j = 0; j < n; j++) amax = fmaxf(amax, fabsf(x[j]));
+    const float d = amax / 127;
+    const float id = d ? 1.0f / d : 0.0f;
+    for (int j = 0; j < n; j++) q[j] = (int8_t)lrintf(x[j] * id);
+    return d;
+}
+
+void g2_act_convert(g2_act_kind kind, const g2_act *a, const float *x, uint8_t *dst) {
+    const int64_t cols = a->cols;
+    switch (kind) {
+    case G2_ACT_F32: memcpy(dst, x, (size_t)cols * 4); break;
+    case G2_ACT_BF16:
+        for (int64_t i = 0; i < cols; i++) {
+            uint16_t h = g2_f32_to_bf16(x[i]);
+            memcpy(dst + 2 * i, &h, 2);
+        }
+        break;
+    case G2_ACT_Q8_32: {
+        int8_t *q = (int8_t *)dst;
+        float *d = (float *)(dst + a->off_d);
+        for (int64_t b = 0; b < cols / 32; b++) d[b] = q8_block(x + 32 * b, 32, q + 32 * b);
+        break;
+    }
+    case G2_ACT_Q8_256: {
+        int8_t *q = (int8_t *)dst;
+        float *d = (float *)(dst + a->off_d);
+        int16_t *s = (int16_t *)(dst + a->off_s);
+        for (int64_t b = 0; b < cols / 256; b++) d[b] = q8_block(x + 256 * b, 256, q + 256 * b);
+        for (int64_t g = 0; g < cols / 16; g++) {
+            int sum = 0;
+            for (int j = 0; j < 16; j++) sum += q[16 * g + j];
+            s[g] = (int16_t)sum;
+        }
+        break;
+    }
+    }
+}

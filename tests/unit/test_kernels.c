@@ -1,0 +1,364 @@
+/* test_kernels.c - the matmul kernels (every type x every instruction set this CPU has) against
+ * float64 references, and the quantizers against ggml.
+ *
+ * Tolerances (why):
+ *  - "path-exact" reference: float64 sum of dequantized weights times the activations the kernel
+ *    actually consumes (fp32 x for F32/BF16/F16; the int8-quantized x for the quantized types,
+ *    rebuilt with the same g2_act_convert). Kernels then differ from it only by fp32 rounding
+ *    of products and partial sums: we allow 2e-5 * sum|w*x| (cols <= 2304 here; the worst-case
+ *    bound for 8 partial sums is (cols/8) * 2^-24 = 1.7e-5, typical errors are ~1e-7).
+ *  - "true" reference: float64 sum of dequantized weights times the original fp32 x. For the
+ *    quantized types the activation rounding adds at most |x - q*d| <= d/2 = amax_block/254
+ *    per element, so we allow sum |w_i| * amax(block of i) / 254 on top of the fp32 tolerance.
+ *  - across instruction sets: the same integer sums, different fp32 summation orders:
+ *    4e-5 * sum|w*x| (twice the path-exact tolerance).
+ *  - quantizers: byte-identical to ggml's quantize_row_*_ref (hashes of ggml's output for a
+ *    fixed input, computed with the oracle's libggml-base: see docs/kernels.md). */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemma2.h"
+#include "harness.h"
+#include "kernels/kernels_impl.h"
+#include "kernels/matmul.h"
+#include "kernels/quantize.h"
+#include "kernels/types.h"
+#include "util/half.h"
+
+/* ---- deterministic inputs (the same generator made the ggml hashes) ------------------------ */
+static uint64_t golden_state;
+static double golden_u(void) { /* splitmix64 -> [0,1) */
+    uint64_t z = (golden_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return (double)(z >> 11) / 9007199254740992.0;
+}
+static void golden_input(float *x, int n) {
+    golden_state = 12345;
+    for (int i = 0; i < n; i++) {
+        double v = 2 * golden_u() - 1;
+        if (i % 37 == 0) v *= 6;          /* outliers */
+        if ((i / 256) % 4 == 3) v += 0.5; /* blocks with an offset (Q4_K mins) */
+        if (i / 32 == 5) v = 0;           /* an all-zero block */
+        x[i] = (float)(v * 0.05);
+    }
+}
+static uint64_t fnv1a(const void *p, size_t n) {
+    const unsigned char *b = p;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static const int k_types[] = {GEMMA2_TYPE_F32, GEMMA2_TYPE_BF16, GEMMA2_TYPE_F16, GEMMA2_TYPE_Q8_0,
+                              GEMMA2_TYPE_Q4_0, GEMMA2_TYPE_Q4_K, GEMMA2_TYPE_Q6_K};
+#define N_TYPES (int)(sizeof k_types / sizeof k_types[0])
+
+static void random_fill(float *x, int64_t n, uint64_t seed, double scale) {
+    golden_state = seed;
+    for (int64_t i = 0; i < n; i++) {
+        double v = 2 * golden_u() - 1;
+        if (i % 53 == 7) v *= 8;
+        x[i] = (float)(v * scale);
+    }
+}
+
+/* A weight matrix of `type` made from random fp32, and its dequantized fp32 copy. */
+typedef struct {
+    g2_tensor t;
+    uint8_t *data;
+    float *deq;
+} test_matrix;
+
+static test_matrix make_matrix(int type, int64_t rows, int64_t cols, uint64_t seed) {
+    test_matrix m;
+    size_t rb = g2_type_row_bytes(type, cols);
+    float *src = malloc((size_t)(rows * cols) * 4);
+    random_fill(src, rows * cols, seed, 0.1);
+    /* shift some rows: Q4_K's mins and Q4_0's asymmetric range get exercised */
+    for (int64_t r = 0; r < rows; r += 3)
+        for (int64_t c = 0; c < cols; c++) src[r * cols + c] += 0.03f;
+    m.data = malloc(rb * (size_t)rows);
+    m.deq = malloc((size_t)(rows * cols) * 4);
+    for (int64_t r = 0; r < rows; r++) {
+        g2_quantize_row(type, src + r * cols, m.data + (size_t)r * rb, cols);
+        g2_dequantize_row(type, m.data + (size_t)r * rb, m.deq + r * cols, cols);
+    }
+    free(src);
+    m.t = (g2_tensor){m.data, type, rows, cols, rb};
+    return m;
+}
+static void free_matrix(test_matrix *m) {
+    free(m->data);
+    free(m->deq);
+}
+
+/* The activations the kernel for (isa, type) consumes, back in fp32, plus per-element bound of
+ * the activation rounding (0 for fp32 activations). */
+static void consumed_activations(g2_isa isa, int type, const float *x, int64_t cols, float *xa, float *err) {
+    g2_kernel k;
+    g2_kernel_for(isa, type, &k);
+    g2_act a;
+    g2_act_layout(k.act, cols, &a);
+    if (k.act == G2_ACT_F32) {
+        memcpy(xa, x, (size_t)cols * 4);
+        memset(err, 0, (size_t)cols * 4);
+        return;
+    }
+    uint8_t *buf = aligned_alloc(64, a.stride);
+    g2_act_convert(k.act, &a, x, buf);
+    a.base = buf;
+    const int blk = k.act == G2_ACT_Q8_32 ? 32 : 256;
+    const int8_t *q = g2_act_q(&a, 0);
+    const float *d = g2_act_d(&a, 0);
+    for (int64_t i = 0; i < cols; i++) {
+        xa[i] = d[i / blk] * q[i];
+        err[i] = d[i / blk] * 0.5f * 1.0001f;
+    }
+    free(buf);
+}
+
+static int check_case(g2_isa isa, int type, int64_t rows, int64_t cols, int n, int threads) {
+    test_matrix m = make_matrix(type, rows, cols, 1000 + (uint64_t)rows * 7 + (uint64_t)type);
+    float *x = malloc((size_t)(n * cols) * 4), *y = malloc((size_t)(n * rows) * 4), *ys = malloc((size_t)(n * rows) * 4);
+    float *xa = malloc((size_t)cols * 4), *xe = malloc((size_t)cols * 4);
+    random_fill(x, n * cols, 77 + (uint64_t)n, 1.0);
+    g2_matmul_isa(isa, &m.t, x, n, y, threads);
+    g2_matmul_isa(G2_ISA_SCALAR, &m.t, x, n, ys, 1);
+    int bad = 0;
+    for (int t = 0; t < n && bad < 3; t++) {
+        consumed_activations(isa, type, x + t * cols, cols, xa, xe);
+        for (int64_t r = 0; r < rows && bad < 3; r++) {
+            const float *w = m.deq + r * cols;
+            double exact = 0, truth = 0, mag = 0, qerr = 0;
+            for (int64_t c = 0; c < cols; c++) {
+                exact += (double)w[c] * xa[c];
+                truth += (double)w[c] * x[t * cols + c];
+                mag += fabs((double)w[c] * xa[c]);
+                qerr += fabs((double)w[c]) * xe[c];
+            }
+            const double got = y[(size_t)t * rows + r], sc = ys[(size_t)t * rows + r];
+            const double tol = 2e-5 * mag + 1e-30;
+            if (fabs(got - exact) > tol || fabs(got - truth) > tol + qerr || fabs(got - sc) > 2 * tol) {
+                fprintf(stderr, "  %s %s rows=%lld cols=%lld n=%d thr=%d: t=%d r=%lld got %.9g exact %.9g true %.9g scalar %.9g tol %.3g qerr %.3g\n",
+                        g2_isa_name(isa), gemma2_type_name(type), (long long)rows, (long long)cols, n, threads, t,
+                        (long long)r, got, exact, truth, sc, tol, qerr);
+                bad++;
+            }
+        }
+    }
+    free(x), free(y), free(ys), free(xa), free(xe);
+    free_matrix(&m);
+    return bad;
+}
+
+/* every type x every ISA x shapes: odd rows, n = 1 and n > 1 not a multiple of the tile,
+ * rows not divisible by the thread count */
+static void test_matmul_all_paths(void) {
+    static const struct { int64_t rows, cols; int n, threads; } shapes[] = {
+        {1, 256, 1, 1}, {37, 512, 1, 2}, {37, 512, 7, 3}, {64, 2304, 1, 2}, {13, 768, 9, 2}, {5, 256, 4, 4},
+    };
+    for (int isa = G2_ISA_SCALAR; isa <= G2_ISA_AVX512; isa++) {
+        if (!g2_isa_available((g2_isa)isa)) {
+            printf("# skip %s: not on this CPU\n", g2_isa_name((g2_isa)isa));
+            continue;
+        }
+        for (int ti = 0; ti < N_TYPES; ti++)
+            for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+                int bad = check_case((g2_isa)isa, k_types[ti], shapes[s].rows, shapes[s].cols, shapes[s].n, shapes[s].threads);
+                CHECK(bad == 0, "%s %s shape %zu", g2_isa_name((g2_isa)isa), gemma2_type_name(k_types[ti]), s);
+            }
+    }
+}
+
+/* F32/BF16/F16 accept any column count: the SIMD tails */
+static void test_float_tails(void) {
+    static const int64_t cols[] = {1, 7, 15, 17, 33, 100};
+    static const int ft[] = {GEMMA2_TYPE_F32, GEMMA2_TYPE_BF16, GEMMA2_TYPE_F16};
+    for (int isa = G2_ISA_SCALAR; isa <= G2_ISA_AVX512; isa++) {
+        if (!g2_isa_available((g2_isa)isa)) continue;
+        for (int i = 0; i < 3; i++)
+            for (size_t c = 0; c < sizeof cols / sizeof cols[0]; c++)
+                CHECK(check_case((g2_isa)isa, ft[i], 6, cols[c], 5, 2) == 0, "%s %s cols %lld", g2_isa_name((g2_isa)isa),
+                      gemma2_type_name(ft[i]), (long long)cols[c]);
+    }
+}
+
+static void test_quantizers_match_ggml(void) {
+    static float x[4096];
+    static uint8_t out[4096 / 32 * 34];
+    golden_input(x, 4096);
+    static const struct { int type; uint64_t hash; } want[] = {
+        /* ggml quantize_row_*_ref (llama.cpp 80fb11ac, oracle libggml-base) on golden_input */
+        {GEMMA2_TYPE_Q8_0, 0x1dd6a86b13169f33ull},
+        {GEMMA2_TYPE_Q4_0, 0x582985275faba795ull},
+        {GEMMA2_TYPE_Q4_K, 0x87249bd21786e0c7ull},
+        {GEMMA2_TYPE_Q6_K, 0x94303f5aa69e49b0ull},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        size_t n = g2_quantize_row(want[i].type, x, out, 4096);
+        CHECK(n == g2_type_row_bytes(want[i].type, 4096));
+        CHECK(fnv1a(out, n) == want[i].hash, "%s hash %016llx", gemma2_type_name(want[i].type),
+              (unsigned long long)fnv1a(out, n));
+    }
+}
+
+/* Q8_0 of a known vector: x_j = j - 16: amax 16, d = 16/127 (fp16 0x3008), q_j = round(x_j*127/16) */
+static void test_q8_0_known(void) {
+    float x[32];
+    uint8_t b[34];
+    for (int j = 0; j < 32; j++) x[j] = (float)(j - 16);
+    g2_quantize_row_q8_0(x, b, 32);
+    uint16_t d;
+    memcpy(&d, b, 2);
+    CHECK(d == g2_f32_to_f16(16.0f / 127), "d %04x", d);
+    CHECK((int8_t)b[2] == -127 && (int8_t)b[2 + 16] == 0 && (int8_t)b[2 + 31] == 119 && (int8_t)b[2 + 1] == -119,
+          "%d %d %d %d", (int8_t)b[2], (int8_t)b[18], (int8_t)b[33], (int8_t)b[3]);
+    /* Q4_0 of the same: max-magnitude element -16 -> d = 2, q = round(x/2 + 8) */
+    uint8_t c[18];
+    g2_quantize_row_q4_0(x, c, 32);
+    memcpy(&d, c, 2);
+    CHECK(g2_f16_to_f32(d) == 2.0f);
+    CHECK((c[2] & 0xF) == 0 && (c[2] >> 4) == 8 && (c[2 + 15] >> 4) == 15, "%02x %02x", c[2], c[17]);
+}
+
+/* dequantize(quantize(x)) errors, as a fraction of the rms of x (Gaussian-like data): the
+ * bounds are about 1.5x what the formats give here (measured: see the messages on failure) */
+static void test_round_trips(void) {
+    enum { N = 8192 };
+    float *x = malloc(N * 4), *y = malloc(N * 4);
+    uint8_t *b = malloc(N * 4);
+    random_fill(x, N, 5, 1.0);
+    double rms = 0;
+    for (int i = 0; i < N; i++) rms += (double)x[i] * x[i];
+    rms = sqrt(rms / N);
+    static const struct { int type; double max_rel_rms; } k[] = {
+        {GEMMA2_TYPE_F32, 0}, {GEMMA2_TYPE_BF16, 3e-3}, {GEMMA2_TYPE_F16, 4e-4}, {GEMMA2_TYPE_Q8_0, 0.012},
+        {GEMMA2_TYPE_Q6_K, 0.03}, {GEMMA2_TYPE_Q4_K, 0.12}, {GEMMA2_TYPE_Q4_0, 0.2},
+    };
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+        CHECK(g2_quantize_row(k[i].type, x, b, N) == g2_type_row_bytes(k[i].type, N));
+        g2_dequantize_row(k[i].type, b, y, N);
+        double e = 0;
+        for (int j = 0; j < N; j++) e += ((double)x[j] - y[j]) * ((double)x[j] - y[j]);
+        e = sqrt(e / N) / rms;
+        CHECK(e <= k[i].max_rel_rms, "%s rel rms %.4g", gemma2_type_name(k[i].type), e);
+        /* and quantizing the dequantized row again changes nothing for the 32-blocks types
+         * (their grid is the same) */
+    }
+    /* per-element bound for Q8_0: |x - w| <= amax/254 + 127 * |d - fp16(d)| */
+    g2_quantize_row(GEMMA2_TYPE_Q8_0, x, b, N);
+    g2_dequantize_row(GEMMA2_TYPE_Q8_0, b, y, N);
+    int bad = 0;
+    for (int blk = 0; blk < N / 32; blk++) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[blk * 32 + j]));
+        for (int j = 0; j < 32; j++)
+            if (fabsf(x[blk * 32 + j] - y[blk * 32 + j]) > amax * (1.0f / 254 + 1.0f / 1024)) bad++;
+    }
+    CHECK(bad == 0, "%d elements off", bad);
+    /* bad lengths are refused */
+    CHECK(g2_quantize_row(GEMMA2_TYPE_Q4_K, x, b, 300) == 0);
+    CHECK(g2_quantize_row(GEMMA2_TYPE_Q8_0, x, b, 33) == 0);
+    free(x), free(y), free(b);
+}
+
+/* all-zero and constant rows: no NaN from 0/0 in any quantizer or kernel */
+static void test_degenerate_rows(void) {
+    float x[256] = {0}, y[256], act[256];
+    uint8_t b[1024];
+    for (int i = 0; i < 256; i++) act[i] = 1.0f;
+    for (int ti = 0; ti < N_TYPES; ti++) {
+        for (int v = 0; v < 2; v++) {
+            for (int i = 0; i < 256; i++) x[i] = v ? 0.25f : 0.0f;
+            g2_quantize_row(k_types[ti], x, b, 256);
+            g2_dequantize_row(k_types[ti], b, y, 256);
+            double s = 0;
+            for (int i = 0; i < 256; i++) s += y[i];
+            CHECK(isfinite(s) && fabs(s - 256 * x[0]) <= 256 * 0.25 * 0.02, "%s v=%d sum %g", gemma2_type_name(k_types[ti]), v, s);
+            float d = g2_dot_row(k_types[ti], b, act, 256);
+            CHECK(isfinite(d) && fabs(d - s) <= 1e-3 * (fabs(s) + 1), "%s dot %g vs %g", gemma2_type_name(k_types[ti]), d, s);
+        }
+    }
+}
+
+static void test_row_access(void) {
+    for (int ti = 0; ti < N_TYPES; ti++) {
+        test_matrix m = make_matrix(k_types[ti], 5, 512, 9);
+        float row[512];
+        g2_tensor_row_f32(&m.t, 3, row);
+        CHECK(memcmp(row, m.deq + 3 * 512, sizeof row) == 0, "%s", gemma2_type_name(k_types[ti]));
+        free_matrix(&m);
+    }
+}
+
+/* GEMMA2_ISA forces a path: g2_matmul then gives bit-identical results to g2_matmul_isa */
+static void test_isa_override(void) {
+    test_matrix m = make_matrix(GEMMA2_TYPE_Q4_K, 9, 512, 3);
+    float x[3 * 512], y1[27], y2[27];
+    random_fill(x, 3 * 512, 4, 1.0);
+    const char *old = getenv("GEMMA2_ISA");
+    char *saved = old ? strdup(old) : NULL;
+    for (int isa = G2_ISA_SCALAR; isa <= G2_ISA_AVX512; isa++) {
+        if (!g2_isa_available((g2_isa)isa)) continue;
+        setenv("GEMMA2_ISA", g2_isa_name((g2_isa)isa), 1);
+        CHECK(g2_isa_active() == (g2_isa)isa);
+        g2_matmul(&m.t, x, 3, y1, 2);
+        g2_matmul_isa((g2_isa)isa, &m.t, x, 3, y2, 2);
+        CHECK(memcmp(y1, y2, sizeof y1) == 0, "%s", g2_isa_name((g2_isa)isa));
+    }
+    setenv("GEMMA2_ISA", "no-such-isa", 1);
+    CHECK(g2_isa_available(g2_isa_active()));
+    if (saved) setenv("GEMMA2_ISA", saved, 1);
+    else unsetenv("GEMMA2_ISA");
+    free(saved);
+    free_matrix(&m);
+}
+
+/* The optional vdpbf16ps path (GEMMA2_BF16_DOT=1): activations rounded to bf16 (relative error
+ * 2^-9 each), so the product is within 2^-8 * sum|w*x| of the exact one. */
+static void test_bf16_dot_option(void) {
+    if (!g2_isa_available(G2_ISA_AVX512) || !__builtin_cpu_supports("avx512bf16")) {
+        printf("# skip bf16 dot: no AVX512-BF16\n");
+        return;
+    }
+    setenv("GEMMA2_BF16_DOT", "1", 1);
+    test_matrix m = make_matrix(GEMMA2_TYPE_BF16, 19, 2304, 8);
+    enum { N = 6, C = 2304 };
+    float *x = malloc(N * C * 4), y[N * 19];
+    random_fill(x, N * C, 10, 1.0);
+    g2_matmul_isa(G2_ISA_AVX512, &m.t, x, N, y, 2);
+    unsetenv("GEMMA2_BF16_DOT");
+    int bad = 0;
+    for (int t = 0; t < N; t++)
+        for (int r = 0; r < 19; r++) {
+            double e = 0, mag = 0;
+            for (int c = 0; c < C; c++) {
+                e += (double)m.deq[r * C + c] * x[t * C + c];
+                mag += fabs((double)m.deq[r * C + c] * x[t * C + c]);
+            }
+            if (fabs(y[t * 19 + r] - e) > mag / 256) bad++;
+        }
+    CHECK(bad == 0, "%d off", bad);
+    free(x);
+    free_matrix(&m);
+}
+
+int main(void) {
+    RUN(test_quantizers_match_ggml);
+    RUN(test_q8_0_known);
+    RUN(test_round_trips);
+    RUN(test_degenerate_rows);
+    RUN(test_row_access);
+    RUN(test_matmul_all_paths);
+    RUN(test_float_tails);
+    RUN(test_isa_override);
+    RUN(test_bf16_dot_option);
+    HARNESS_END();
+}
