@@ -10,11 +10,16 @@
 set -u
 cd "$(dirname "$0")/.."
 export GEMMA2_SHARED=${GEMMA2_SHARED:-$(cd ../shared 2>/dev/null && pwd)}
+if [ ! -d "$GEMMA2_SHARED/torchref" ]; then
+    echo "tests/run.sh: the shared reference data is not at ../shared; set GEMMA2_SHARED" >&2
+    exit 1
+fi
 export GEMMA2_BIN=${GEMMA2_BIN:-$PWD/build/asan/gemma2}
 export GEMMA2_RELEASE_BIN=${GEMMA2_RELEASE_BIN:-$PWD/gemma2}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export PYTHON=${PYTHON:-/usr/bin/python3}
+[ -z "${ORACLE_DIR:-}" ] && [ -x "$HOME/.cache/gemma2-oracle/bin/llama_logits" ] && export ORACLE_DIR=$HOME/.cache/gemma2-oracle
 mkdir -p tests/generated
 log=tests/generated/test.log
 : > "$log"
