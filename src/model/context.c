@@ -35,7 +35,11 @@ void gemma2_context_free(gemma2_context *c) {
     free(c->proj);
     free(c->gate);
     free(c->up);
-    free(c->scores);
+    free(c->kg);
+    free(c->vt);
+    free(c->s);
+    free(c->qh);
+    free(c->oh);
     free(c->logits);
     free(c);
 }
@@ -86,11 +90,14 @@ gemma2_status gemma2_context_create(const gemma2_model *m, const gemma2_context_
     c->proj = alloc_floats(U * d);
     c->gate = alloc_floats(U * ffn);
     c->up = alloc_floats(U * ffn);
-    c->n_score_rows = c->n_threads;
-    c->scores = alloc_floats((size_t)c->n_score_rows * (size_t)n_ctx);
+    c->kg = alloc_floats((size_t)n_ctx * (size_t)hd);
+    c->vt = alloc_floats((size_t)n_ctx * (size_t)hd);
+    c->s = alloc_floats(U * (size_t)n_ctx);
+    c->qh = alloc_floats(U * (size_t)hd);
+    c->oh = alloc_floats(U * (size_t)hd);
     c->logits = alloc_floats((size_t)cfg->vocab_size);
     ok = ok && c->rope_cos && c->rope_sin && c->x && c->xn && c->q && c->k && c->v && c->att && c->proj &&
-         c->gate && c->up && c->scores && c->logits;
+         c->gate && c->up && c->kg && c->vt && c->s && c->qh && c->oh && c->logits;
     if (!ok) {
         gemma2_context_free(c);
         return g2_fail(err, GEMMA2_ERR_NOMEM, "out of memory for a context of %d positions (KV cache %.1f MB)", n_ctx,

@@ -30,8 +30,12 @@ struct gemma2_context {
     float *proj;   /* [U][d]     output of o_proj / down_proj */
     float *gate;   /* [U][ffn] */
     float *up;     /* [U][ffn] */
-    float *scores; /* [threads][n_ctx] attention scores, one row per thread */
-    int n_score_rows;
+    /* attention scratch (attention.c), for one kv head at a time */
+    float *kg; /* [n_ctx][head_dim]  keys gathered contiguous */
+    float *vt; /* [head_dim][n_ctx]  values, transposed */
+    float *s;  /* [U][n_ctx]         scores, then probabilities */
+    float *qh; /* [U][head_dim]      one head's queries */
+    float *oh; /* [U][head_dim]      one head's output */
 
     float *logits; /* [vocab] logits after the last evaluated token */
     int has_logits;

@@ -12,9 +12,9 @@
  *   logits = cap_f * tanh((rmsnorm(x) * (1 + w_final)) E^T / cap_f)
  */
 #include <math.h>
-#include <omp.h>
 #include <string.h>
 
+#include "model/attention.h"
 #include "model/context.h"
 #include "util/error.h"
 
@@ -45,52 +45,6 @@ static float gelu_tanh(float x) {
 }
 
 static inline float softcap(float x, float cap) { return cap > 0 ? cap * tanhf(x / cap) : x; }
-
-/* Attention of the piece's n queries (positions p0..p0+n-1) over the cache of layer l and the
- * piece's own keys and values (c->k, c->v), which are not yet in the cache: a ring smaller
- * than the piece would otherwise overwrite keys that early queries of the piece still need. */
-static void attention(gemma2_context *c, int l, int p0, int n) {
-    const gemma2_config *cfg = &c->m->cfg;
-    const int hd = cfg->head_dim, nh = cfg->num_heads, group = cfg->num_heads / cfg->num_kv_heads;
-    const size_t kvd = (size_t)cfg->num_kv_heads * hd, qd = (size_t)nh * hd;
-    const int local = gemma2_layer_is_local(cfg, l), cap = c->cap[l];
-    const float scale = 1.0f / sqrtf(cfg->query_pre_attn_scalar), acap = cfg->attn_logit_softcap;
-    const float *kc = c->k_cache[l], *vc = c->v_cache[l];
-
-#pragma omp parallel for collapse(2) schedule(static) num_threads(c->n_threads)
-    for (int t = 0; t < n; t++) {
-        for (int h = 0; h < nh; h++) {
-            float *sc = c->scores + (size_t)omp_get_thread_num() * c->n_ctx;
-            const int p = p0 + t, kvh = h / group;
-            const int lo = local && p - cfg->sliding_window + 1 > 0 ? p - cfg->sliding_window + 1 : 0;
-            const float *qv = c->q + (size_t)t * qd + (size_t)h * hd;
-            float mx = -INFINITY;
-            for (int j = lo; j <= p; j++) {
-                const float *kv = j >= p0 ? c->k + (size_t)(j - p0) * kvd : kc + (size_t)(j % cap) * kvd;
-                kv += (size_t)kvh * hd;
-                float s = 0;
-                for (int i = 0; i < hd; i++) s += qv[i] * kv[i];
-                s = softcap(s * scale, acap); /* the soft-cap comes before the mask and softmax */
-                sc[j - lo] = s;
-                if (s > mx) mx = s;
-            }
-            float sum = 0;
-            for (int j = lo; j <= p; j++) {
-                float e = expf(sc[j - lo] - mx);
-                sc[j - lo] = e;
-                sum += e;
-            }
-            float *o = c->att + (size_t)t * qd + (size_t)h * hd;
-            memset(o, 0, sizeof(float) * (size_t)hd);
-            for (int j = lo; j <= p; j++) {
-                const float *vv = j >= p0 ? c->v + (size_t)(j - p0) * kvd : vc + (size_t)(j % cap) * kvd;
-                vv += (size_t)kvh * hd;
-                const float w = sc[j - lo] / sum;
-                for (int i = 0; i < hd; i++) o[i] += w * vv[i];
-            }
-        }
-    }
-}
 
 /* Stores the piece's keys and values in layer l's cache: a ring keeps only the last cap. */
 static void store_kv(gemma2_context *c, int l, int p0, int n) {
@@ -132,7 +86,7 @@ static void forward_piece(gemma2_context *c, const int32_t *tokens, int n, float
             rope(c->q + (size_t)t * qd, cfg->num_heads, hd, cs, sn);
             rope(c->k + (size_t)t * kvd, cfg->num_kv_heads, hd, cs, sn);
         }
-        attention(c, l, p0, n);
+        g2_attention(c, l, p0, n);
         store_kv(c, l, p0, n);
         g2_matmul(&L->wo, c->att, n, c->proj, nt);
         for (int t = 0; t < n; t++) {

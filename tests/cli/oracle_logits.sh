@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # oracle_logits.sh - our logits on random Gemma 2 models of several shapes, written by the
 # oracle's make_gguf.py both as GGUF and as a Hugging Face directory (same weights), against
-#   1. each other: the two formats must give bit-identical logits (same weights, same code path);
+#   1. each other: the two formats must give bit-identical logits (same weights, same code path),
+#      and one token at a time (--decode) agrees with one batch to float32 rounding (1e-5: the
+#      kernels sum in another order for one token than for a batch);
 #   2. the oracle's float64 reference (ref_gemma2.py, HF semantics): rel_max <= 1e-5 for all
 #      dtypes (our activations are fp32 and the reference reads the same bf16/f16 weights
 #      exactly; float32 rounding gives 2e-7 to 7e-6 here, growing with depth (46 layers: 6.6e-6);
@@ -38,7 +40,7 @@ while IFS='|' read -r name opts ntok ltol; do
     "$BIN" logits -m "$m.hf" --ids-file "$m.ids" -o "$m.hf.f32" || { bad "$name: logits hf"; continue; }
     "$BIN" logits -m "$m.gguf" --ids-file "$m.ids" -o "$m.dec.f32" --decode || { bad "$name: logits --decode"; continue; }
     if cmp -s "$m.gguf.f32" "$m.hf.f32"; then ok "$name: gguf == hf bitwise"; else bad "$name: gguf and hf logits differ"; fi
-    if "$PY" "$O/compare.py" "$m.dec.f32" "$m.gguf.f32" --vocab "$vocab" --max-rel 1e-6 --min-argmax 1 > "$m.cmp_dec.txt"; then
+    if "$PY" "$O/compare.py" "$m.dec.f32" "$m.gguf.f32" --vocab "$vocab" --max-rel 1e-5 --min-argmax 1 > "$m.cmp_dec.txt"; then
         ok "$name: decode == batch"; else bad "$name: decode vs batch"; cat "$m.cmp_dec.txt"; fi
     [ -f "$m.ref.npy" ] || "$PY" "$O/ref_gemma2.py" "$m.hf" "$m.ids" "$m.ref.npy" > /dev/null 2>&1
     if "$PY" "$O/compare.py" "$m.hf.f32" "$m.ref.npy" --max-rel 1e-5 --min-argmax 1 > "$m.cmp_ref.txt"; then
