@@ -12,6 +12,7 @@ static const struct {
 } k_commands[] = {
     {"info", g2_cmd_info, "print a model's config, tensors, dtypes, parameters and memory needs"},
     {"logits", g2_cmd_logits, "write the logits of a token sequence as raw float32"},
+    {"bench", g2_cmd_bench, "prefill and decode speed, as llama-bench measures them"},
     {"tokenize", g2_cmd_tokenize, "text to token ids"},
     {"detokenize", g2_cmd_detokenize, "token ids to text"},
     {"tokenizer", g2_cmd_tokenizer, "tokenizer tools: `tokenizer train` learns a BPE model"},

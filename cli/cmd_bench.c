@@ -1,0 +1,210 @@
+/* cmd_bench.c - `gemma2 bench`: prefill (ppN) and decode (tgN) speed measured as llama-bench
+ * measures it, one line per test in the form of the oracle's llama_bench, so that scripts can
+ * compare the two directly:
+ *   ppN: a fresh context, N pseudo-random prompt tokens (the first one BOS) evaluated as one
+ *        batch, logits of the last token only. t/s = N / time.
+ *   tgN: a fresh context (after --depth D untimed tokens), N evaluations of one token each,
+ *        each producing that token's logits. t/s = N / time.
+ * One untimed warm-up run per test, then --reps timed ones; the median and the range. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "cli_util.h"
+#include "commands.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: gemma2 bench -m MODEL [options]\n"
+            "  -m, --model MODEL   Hugging Face directory or GGUF file (required)\n"
+            "  -p, --prompt N      prompt tokens for the prefill test, 0 = none (default 512)\n"
+            "  -n, --gen N         decode steps for the generation test, 0 = none (default 128)\n"
+            "  -d, --depth D       untimed tokens before the decode test (default 0)\n"
+            "  -t, --threads N     threads (default: all cores)\n"
+            "  -r, --reps R        timed repetitions per test (default 3)\n"
+            "  --ctx N             context size (default: prompt, or depth + gen, whichever is larger)\n"
+            "  --seed S            seed of the pseudo-random token ids (default 1)\n"
+            "  --no-warmup         skip the untimed warm-up run\n");
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static long peak_rss_bytes(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss * 1024L;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* xorshift64: the same ids for the same seed, like llama_bench (first id BOS = 2). */
+static void make_ids(int32_t *ids, int n, int vocab, uint64_t seed) {
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (int i = 0; i < n; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        ids[i] = i == 0 ? 2 : (int32_t)(s % (uint64_t)vocab);
+    }
+}
+
+/* One run: returns seconds, or -1 on error (message printed). */
+static double run_once(const gemma2_model *m, int n_ctx, const int32_t *ids, int pp, int tg, int depth) {
+    gemma2_context_options co = gemma2_context_default_options();
+    co.n_ctx = n_ctx;
+    gemma2_context *c;
+    gemma2_error err;
+    if (gemma2_context_create(m, &co, &c, &err)) {
+        fprintf(stderr, "gemma2 bench: %s\n", err.msg);
+        return -1;
+    }
+    double t = -1;
+    if (pp) {
+        double t0 = now_s();
+        if (!gemma2_eval(c, ids, pp, NULL, &err)) t = now_s() - t0;
+    } else {
+        if (depth == 0 || !gemma2_eval(c, ids, depth, NULL, &err)) {
+            double t0 = now_s();
+            int i = 0;
+            for (; i < tg; i++)
+                if (gemma2_eval(c, ids + depth + i, 1, NULL, &err)) break;
+            if (i == tg) t = now_s() - t0;
+        }
+    }
+    if (t < 0) fprintf(stderr, "gemma2 bench: %s\n", err.msg);
+    gemma2_context_free(c);
+    return t;
+}
+
+static int run_test(const gemma2_model *m, const char *path, int n_ctx, const int32_t *ids, int pp, int tg,
+                    int depth, int reps, int warmup, int threads) {
+    if (warmup && run_once(m, n_ctx, ids, pp, tg, depth) < 0) return 1;
+    double *tps = calloc((size_t)reps, sizeof *tps), *ms = calloc((size_t)reps, sizeof *ms);
+    if (!tps || !ms) return 1;
+    const int n = pp ? pp : tg;
+    for (int r = 0; r < reps; r++) {
+        double s = run_once(m, n_ctx, ids, pp, tg, depth);
+        if (s < 0) {
+            free(tps);
+            free(ms);
+            return 1;
+        }
+        tps[r] = n / s;
+        ms[r] = 1e3 * s;
+    }
+    char samples[1024] = "";
+    for (int r = 0, k = 0; r < reps && k < (int)sizeof samples - 16; r++)
+        k += snprintf(samples + k, sizeof samples - (size_t)k, r ? ",%.3f" : "%.3f", tps[r]);
+    qsort(tps, (size_t)reps, sizeof *tps, cmp_double);
+    qsort(ms, (size_t)reps, sizeof *ms, cmp_double);
+    double med = tps[reps / 2], med_ms = ms[reps / 2];
+    if (reps % 2 == 0) med = 0.5 * (tps[reps / 2 - 1] + tps[reps / 2]), med_ms = 0.5 * (ms[reps / 2 - 1] + ms[reps / 2]);
+    gemma2_model_stats st;
+    gemma2_model_get_stats(m, &st);
+    char name[64];
+    if (pp)
+        snprintf(name, sizeof name, "pp%d", pp);
+    else if (depth)
+        snprintf(name, sizeof name, "tg%d@d%d", tg, depth);
+    else
+        snprintf(name, sizeof name, "tg%d", tg);
+    printf("%s t/s=%.3f min=%.3f max=%.3f reps=%d samples=%s ms=%.1f threads=%d kv=f32 depth=%d file_bytes=%zu "
+           "model_bytes=%zu n_params=%lld peak_rss=%ld",
+           name, med, tps[0], tps[reps - 1], reps, samples, med_ms, threads, depth, st.file_bytes, st.weight_bytes,
+           (long long)st.n_params, peak_rss_bytes());
+    /* decode reads every weight once per token: the achieved weight traffic */
+    if (!pp) printf(" weight_GB/s=%.2f", med * (double)st.weight_bytes / 1e9);
+    printf(" model=%s\n", path);
+    fflush(stdout);
+    free(tps);
+    free(ms);
+    return 0;
+}
+
+int g2_cmd_bench(int argc, char **argv) {
+    const char *path = NULL, *v;
+    long pp = 512, tg = 128, depth = 0, threads = 0, reps = 3, n_ctx = 0, seed = 1;
+    int warmup = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        long *dst = NULL, lo = 0;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            if (!(path = g2_cli_value(argc, argv, &i, "bench"))) return 2;
+            continue;
+        } else if (!strcmp(a, "--no-warmup")) {
+            warmup = 0;
+            continue;
+        } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
+            dst = &pp;
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--gen")) {
+            dst = &tg;
+        } else if (!strcmp(a, "-d") || !strcmp(a, "--depth")) {
+            dst = &depth;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            dst = &threads, lo = 1;
+        } else if (!strcmp(a, "-r") || !strcmp(a, "--reps")) {
+            dst = &reps, lo = 1;
+        } else if (!strcmp(a, "--ctx")) {
+            dst = &n_ctx, lo = 1;
+        } else if (!strcmp(a, "--seed")) {
+            dst = &seed;
+        } else {
+            fprintf(stderr, "gemma2 bench: unknown option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+        if (!(v = g2_cli_value(argc, argv, &i, "bench"))) return 2;
+        if (!g2_cli_parse_int(v, lo, 1 << 20, dst)) {
+            fprintf(stderr, "gemma2 bench: %s must be an integer >= %ld, got '%s'\n", a, lo, v);
+            return 2;
+        }
+    }
+    if (!path) {
+        fprintf(stderr, "gemma2 bench: -m MODEL is required\n");
+        usage(stderr);
+        return 2;
+    }
+    gemma2_model *m = g2_cli_open_model("bench", path, (int)threads);
+    if (!m) return 1;
+    const gemma2_config *cfg = gemma2_model_config(m);
+    long need = pp > depth + tg ? pp : depth + tg;
+    if (!n_ctx) n_ctx = need;
+    if (n_ctx < need || n_ctx > cfg->max_position_embeddings) {
+        fprintf(stderr, "gemma2 bench: the tests need %ld positions; the context has %ld (model maximum %d)\n", need,
+                n_ctx, cfg->max_position_embeddings);
+        gemma2_model_close(m);
+        return 1;
+    }
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(need ? need : 1));
+    if (!ids) {
+        gemma2_model_close(m);
+        return 1;
+    }
+    make_ids(ids, (int)need, cfg->vocab_size, (uint64_t)seed);
+    gemma2_model_stats st;
+    gemma2_model_get_stats(m, &st);
+    printf("# gemma2 %s model=%s params=%lld model_bytes=%zu file_bytes=%zu ctx=%ld kv_bytes=%zu kv_bytes_no_ring=%zu\n",
+           GEMMA2_VERSION, path, (long long)st.n_params, st.weight_bytes, st.file_bytes, n_ctx,
+           gemma2_kv_cache_bytes(cfg, (int)n_ctx),
+           gemma2_kv_cache_bytes(&(gemma2_config){.num_layers = cfg->num_layers, .num_kv_heads = cfg->num_kv_heads,
+                                                  .head_dim = cfg->head_dim, .sliding_window = (int)n_ctx},
+                                 (int)n_ctx));
+    fflush(stdout);
+    int rc = 0;
+    if (pp) rc |= run_test(m, path, (int)n_ctx, ids, (int)pp, 0, 0, (int)reps, warmup, (int)threads);
+    if (tg && !rc) rc |= run_test(m, path, (int)n_ctx, ids, 0, (int)tg, (int)depth, (int)reps, warmup, (int)threads);
+    free(ids);
+    gemma2_model_close(m);
+    return rc;
+}
