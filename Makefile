@@ -12,7 +12,7 @@ CC      ?= gcc
 OPT     ?= -O2
 CFLAGS_COMMON = -std=c17 -g -Wall -Wextra -Werror -Iinclude -Isrc -fopenmp \
                 -D_GNU_SOURCE -MMD -MP
-LDLIBS  = -lcjson -lm -lpthread -fopenmp
+LDLIBS  = -lcjson -lopenblas -lm -lpthread -fopenmp
 
 AVX2_FLAGS   = -mavx2 -mfma -mf16c
 AVX512_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mavx512vnni -mfma -mf16c
