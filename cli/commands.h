@@ -7,6 +7,7 @@
 int g2_cmd_info(int argc, char **argv);
 int g2_cmd_logits(int argc, char **argv);
 int g2_cmd_bench(int argc, char **argv);
+int g2_cmd_quantize(int argc, char **argv);
 int g2_cmd_tokenize(int argc, char **argv);
 int g2_cmd_detokenize(int argc, char **argv);
 int g2_cmd_tokenizer(int argc, char **argv); /* `gemma2 tokenizer train ...` */

@@ -13,6 +13,7 @@ static const struct {
     {"info", g2_cmd_info, "print a model's config, tensors, dtypes, parameters and memory needs"},
     {"logits", g2_cmd_logits, "write the logits of a token sequence as raw float32"},
     {"bench", g2_cmd_bench, "prefill and decode speed, as llama-bench measures them"},
+    {"quantize", g2_cmd_quantize, "write a model as GGUF in another weight type (q8_0, q4_0, q4_k_m, ...)"},
     {"tokenize", g2_cmd_tokenize, "text to token ids"},
     {"detokenize", g2_cmd_detokenize, "token ids to text"},
     {"tokenizer", g2_cmd_tokenizer, "tokenizer tools: `tokenizer train` learns a BPE model"},

@@ -182,6 +182,23 @@ gemma2_status gemma2_context_rewind(gemma2_context *c, int pos, gemma2_error *er
 /* Bytes held by this context's KV cache. */
 size_t gemma2_context_kv_bytes(const gemma2_context *c);
 
+/* ---- quantization --------------------------------------------------- */
+
+typedef struct {
+    const char *type; /* "q8_0", "q4_0", "q4_k_m", "q6_k", "bf16", "f16" or "f32" */
+    int n_threads;    /* 0 = all cores */
+    /* Progress and notes (one line each, e.g. a tensor that falls back to another type);
+     * may be NULL. The library never prints. */
+    void (*log)(void *user, const char *line);
+    void *log_user;
+} gemma2_quantize_options;
+
+/* Writes the model at `in_path` (HF directory or GGUF) as a GGUF file of the given type with
+ * llama.cpp's names, metadata and type mixes (Q4_K_M: Q6_K embedding and some attn_v/ffn_down).
+ * The file is written to a temporary name and renamed: a failure leaves no partial file. */
+gemma2_status gemma2_quantize(const char *in_path, const char *out_path, const gemma2_quantize_options *opt,
+                              gemma2_error *err);
+
 #ifdef __cplusplus
 }
 #endif

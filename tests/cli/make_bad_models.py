@@ -3,6 +3,9 @@
 (Hugging Face directory and GGUF) for the bad-input tests. Needs numpy only."""
 import json, os, shutil, struct, subprocess, sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gguf_tool  # noqa: E402
+
 out, shared = sys.argv[1], sys.argv[2]
 src = os.path.join(shared, "torchref", "tiny-b")
 os.makedirs(out, exist_ok=True)
@@ -77,33 +80,7 @@ subprocess.run([sys.executable, os.path.join(shared, "oracle", "make_gguf.py"), 
 g = bytearray(open(gguf, "rb").read())
 
 
-def parse_tensor_infos(b):
-    """Positions of each tensor's type and offset fields in a GGUF v3 header."""
-    p = 4 + 4
-    nt, nkv = struct.unpack_from("<QQ", b, p); p += 16
-    def skip_str(p):
-        n = struct.unpack_from("<Q", b, p)[0]; return p + 8 + n
-    sizes = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
-    for _ in range(nkv):
-        p = skip_str(p)
-        t = struct.unpack_from("<I", b, p)[0]; p += 4
-        if t == 8:
-            p = skip_str(p)
-        elif t == 9:
-            at, n = struct.unpack_from("<IQ", b, p); p += 12
-            for _ in range(n):
-                p = skip_str(p) if at == 8 else p + sizes[at]
-        else:
-            p += sizes[t]
-    infos = []
-    for _ in range(nt):
-        n = struct.unpack_from("<Q", b, p)[0]; name = bytes(b[p + 8:p + 8 + n]).decode(); p += 8 + n
-        nd = struct.unpack_from("<I", b, p)[0]; p += 4 + 8 * nd
-        infos.append((name, p, p + 4)); p += 12
-    return infos
-
-
-infos = {name: (tp, op) for name, tp, op in parse_tensor_infos(g)}
+infos = {t["name"]: (t["type_pos"], t["offset_pos"]) for t in gguf_tool.parse(gguf)[2]}
 def gguf_variant(name, data):
     open(os.path.join(out, name), "wb").write(bytes(data))
 
