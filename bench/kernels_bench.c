@@ -1,0 +1,116 @@
+/* kernels_bench.c - speed of the matmul kernels (a benchmark, not a test). Build and run with
+ * bench/kernels_bench.sh [THREADS] [REPS].
+ *
+ *  - memory read bandwidth of this machine: a streaming sum over 1 GiB (the ceiling for decode)
+ *  - matvec (decode, 1 token): GB/s of weights read for a 9216 x 2304 matrix per type (the 2B
+ *    FFN gate/up shape); 8 such matrices in turn so that nothing comes from cache
+ *  - matmul (prefill, 512 tokens): GFLOP/s (2 * rows * cols * tokens) on the same shape
+ * Medians over REPS runs after one warm-up. Weights in anonymous memory (malloc: transparent
+ * huge pages when the kernel grants them). */
+#include <immintrin.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gemma2.h"
+#include "kernels/matmul.h"
+#include "kernels/quantize.h"
+#include "kernels/types.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+__attribute__((target("avx2"))) static double read_bandwidth(int threads, int reps) {
+    const size_t bytes = (size_t)1 << 30;
+    uint8_t *buf = aligned_alloc(4096, bytes);
+#pragma omp parallel for num_threads(threads)
+    for (size_t i = 0; i < bytes; i += 4096) memset(buf + i, 1, 4096);
+    double t[16];
+    for (int r = 0; r <= reps; r++) {
+        double t0 = now();
+        long long total = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+        {
+            __m256i acc = _mm256_setzero_si256();
+#pragma omp for schedule(static)
+            for (size_t i = 0; i < bytes; i += 128) {
+                acc = _mm256_add_epi64(acc, _mm256_load_si256((const __m256i *)(buf + i)));
+                acc = _mm256_add_epi64(acc, _mm256_load_si256((const __m256i *)(buf + i + 32)));
+                acc = _mm256_add_epi64(acc, _mm256_load_si256((const __m256i *)(buf + i + 64)));
+                acc = _mm256_add_epi64(acc, _mm256_load_si256((const __m256i *)(buf + i + 96)));
+            }
+            long long v[4];
+            memcpy(v, &acc, 32);
+            total += v[0] + v[1] + v[2] + v[3];
+        }
+        if (r) t[r - 1] = bytes / (now() - t0) / 1e9;
+        if (total == 42) puts(""); /* keep the loads */
+    }
+    free(buf);
+    return median(t, reps);
+}
+
+int main(int argc, char **argv) {
+    const int threads = argc > 1 ? atoi(argv[1]) : 2;
+    const int reps = argc > 2 ? atoi(argv[2]) : 5;
+    const int64_t rows = 9216, cols = 2304;
+    enum { NMAT = 8, NTOK = 512 };
+    printf("kernels_bench: isa=%s threads=%d reps=%d bf16_dot=%s\n", g2_isa_name(g2_isa_active()), threads, reps,
+           getenv("GEMMA2_BF16_DOT") ? getenv("GEMMA2_BF16_DOT") : "0");
+    printf("memory read bandwidth (1 GiB, %d threads): %.1f GB/s\n", threads, read_bandwidth(threads, reps));
+
+    float *src = malloc((size_t)(rows * cols) * 4);
+    for (int64_t i = 0; i < rows * cols; i++) src[i] = (float)((i * 2654435761u % 2001) / 1000.0 - 1.0) * 0.05f;
+    float *x = malloc((size_t)(NTOK * cols) * 4), *y = malloc((size_t)(NTOK * rows) * 4);
+    for (int64_t i = 0; i < NTOK * cols; i++) x[i] = (float)((i * 40503u % 1999) / 999.0 - 1.0);
+    static const int types[] = {GEMMA2_TYPE_F32, GEMMA2_TYPE_BF16, GEMMA2_TYPE_F16, GEMMA2_TYPE_Q8_0,
+                                GEMMA2_TYPE_Q6_K, GEMMA2_TYPE_Q4_K, GEMMA2_TYPE_Q4_0};
+    printf("%-5s %9s %14s %12s %16s\n", "type", "MB/matrix", "matvec GB/s", "matvec us", "matmul512 GFLOP/s");
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const int type = types[ti];
+        const size_t rb = g2_type_row_bytes(type, cols);
+        g2_tensor w[NMAT];
+        for (int m = 0; m < NMAT; m++) {
+            uint8_t *d = aligned_alloc(4096, (rb * (size_t)rows + 4095) / 4096 * 4096);
+#pragma omp parallel for num_threads(threads)
+            for (int64_t r = 0; r < rows; r++) g2_quantize_row(type, src + r * cols, d + (size_t)r * rb, cols);
+            w[m] = (g2_tensor){d, type, rows, cols, rb};
+        }
+        /* matvec: rounds over the 8 matrices */
+        double tv[64];
+        for (int r = 0; r <= reps; r++) {
+            double t0 = now();
+            for (int m = 0; m < NMAT; m++) g2_matmul(&w[m], x, 1, y, threads);
+            if (r) tv[r - 1] = (now() - t0) / NMAT;
+        }
+        const double mv = median(tv, reps);
+        /* matmul: 512 tokens */
+        double tm[64];
+        const int mreps = reps < 3 ? reps : 3;
+        for (int r = 0; r <= mreps; r++) {
+            double t0 = now();
+            g2_matmul(&w[r % NMAT], x, NTOK, y, threads);
+            if (r) tm[r - 1] = now() - t0;
+        }
+        const double mm = median(tm, mreps);
+        printf("%-5s %9.1f %14.1f %12.0f %16.1f\n", gemma2_type_name(type), rb * rows / 1e6, rb * rows / mv / 1e9, mv * 1e6,
+               2.0 * rows * cols * NTOK / mm / 1e9);
+        fflush(stdout);
+        for (int m = 0; m < NMAT; m++) free((void *)w[m].data);
+    }
+    free(src), free(x), free(y);
+    return 0;
+}

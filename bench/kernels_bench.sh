@@ -1,0 +1,20 @@
+#!/bin/sh
+# kernels_bench.sh - builds and runs bench/kernels_bench.c (a benchmark, not a test).
+#   bench/kernels_bench.sh [THREADS] [REPS]        (run from the repository root)
+#   GEMMA2_ISA=avx2 bench/kernels_bench.sh 2       (another instruction set)
+#   GEMMA2_BF16_DOT=1 bench/kernels_bench.sh 2     (BF16 with vdpbf16ps)
+# Compiles only src/kernels (so the rest of the tree need not build) into build/bench/.
+set -e
+OUT=build/bench; mkdir -p $OUT
+FL="-std=c17 -O2 -Wall -Wextra -Werror -Wno-unused-parameter -Iinclude -Isrc -fopenmp -D_GNU_SOURCE"
+objs=""
+for f in src/kernels/*.c; do
+  b=$(basename "$f" .c); isa=""
+  case $b in
+    *_avx2) isa="-mavx2 -mfma -mf16c";;
+    *_avx512) isa="-mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512bf16 -mavx512vnni -mfma -mf16c";;
+  esac
+  gcc $FL $isa -c "$f" -o $OUT/$b.o; objs="$objs $OUT/$b.o"
+done
+gcc $FL -mavx2 bench/kernels_bench.c $objs -lm -o $OUT/kernels_bench
+exec $OUT/kernels_bench "$@"
