@@ -11,5 +11,7 @@ int g2_cmd_quantize(int argc, char **argv);
 int g2_cmd_tokenize(int argc, char **argv);
 int g2_cmd_detokenize(int argc, char **argv);
 int g2_cmd_tokenizer(int argc, char **argv); /* `gemma2 tokenizer train ...` */
+int g2_cmd_grads(int argc, char **argv);
+int g2_cmd_train(int argc, char **argv);
 
 #endif

@@ -17,6 +17,8 @@ static const struct {
     {"tokenize", g2_cmd_tokenize, "text to token ids"},
     {"detokenize", g2_cmd_detokenize, "token ids to text"},
     {"tokenizer", g2_cmd_tokenizer, "tokenizer tools: `tokenizer train` learns a BPE model"},
+    {"grads", g2_cmd_grads, "loss and gradient of every weight for a batch (safetensors in and out)"},
+    {"train", g2_cmd_train, "train a model: AdamW, checkpoints, CSV log, loss plot"},
 };
 #define N_COMMANDS (sizeof k_commands / sizeof k_commands[0])
 

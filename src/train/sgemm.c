@@ -7,6 +7,7 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,6 +76,10 @@ static void pack_a(int transA, const float *A, int lda, int i0, int mc, int p0, 
     }
 }
 
+/* OpenBLAS's thread count is process-wide: set once, to 1 (see g2_sgemm). */
+static pthread_once_t g_blas_once = PTHREAD_ONCE_INIT;
+static void blas_single_thread(void) { openblas_set_num_threads(1); }
+
 int g2_sgemm_use_blas(void) {
     const char *s = getenv("GEMMA2_SGEMM");
     return !(s && !strcmp(s, "own"));
@@ -83,11 +88,25 @@ int g2_sgemm_use_blas(void) {
 void g2_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc, int n_threads) {
     if (M <= 0 || N <= 0) return;
-    /* OpenBLAS measured about 1.5x faster than our kernel on the training shapes (docs/training.md);
-     * it runs its own thread pool, so it is only used from outside OpenMP parallel regions. */
-    if (n_threads != 1 && !omp_in_parallel() && K > 0 && g2_sgemm_use_blas()) {
-        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K,
-                    alpha, A, lda, B, ldb, beta, C, ldc);
+    /* OpenBLAS measured faster than our kernel on the training shapes (docs/training.md). Its
+     * own thread pool fights OpenMP's spinning threads for the cores, so it runs single-threaded
+     * and we split the rows of C over our OpenMP threads: each row is computed by one call. */
+    if (K > 0 && g2_sgemm_use_blas()) {
+        pthread_once(&g_blas_once, blas_single_thread);
+        const CBLAS_TRANSPOSE ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans;
+        if (n_threads <= 0) n_threads = omp_get_max_threads();
+        if (n_threads == 1 || omp_in_parallel() || M < 16) {
+            cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+            return;
+        }
+#pragma omp parallel num_threads(n_threads)
+        {
+            const int nth = omp_get_num_threads(), id = omp_get_thread_num();
+            const int chunk = ((M + nth - 1) / nth + 7) & ~7, i0 = id * chunk, i1 = i0 + chunk < M ? i0 + chunk : M;
+            if (i1 > i0)
+                cblas_sgemm(CblasRowMajor, ta, tb, i1 - i0, N, K, alpha, transA ? A + i0 : A + (size_t)i0 * lda, lda,
+                            B, ldb, beta, C + (size_t)i0 * ldc, ldc);
+        }
         return;
     }
     if (beta != 1.0f)
