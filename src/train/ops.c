@@ -3,9 +3,21 @@
 
 #include <math.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "train/sgemm.h"
+#include "train/vmath.h"
+
+int g2_vmath_avx512(void) {
+    const char *isa = getenv("GEMMA2_ISA");
+    if (isa && (!strcmp(isa, "scalar") || !strcmp(isa, "avx2"))) return 0;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+}
+
+/* Element-wise loops in chunks of this many, so that each vector call is long. */
+#define CHUNK 4096L
 
 void g2_embedding_forward(float *out, const int32_t *ids, const float *E, int N, int d, float s) {
     for (int n = 0; n < N; n++) {
@@ -115,7 +127,7 @@ void g2_rope_backward(float *dx, int N, int T, int nheads, int hd, const float *
  * wasted, but a dense kernel on T x T beats a scalar loop by far; tasks run in parallel. */
 void g2_attention_forward(float *out, float *pre, float *att, const float *q, const float *k, const float *v, int B,
                           int T, int nh, int nkv, int hd, float scale, float cap, int window, int nt) {
-    const int group = nh / nkv, qd = nh * hd, kvd = nkv * hd;
+    const int group = nh / nkv, qd = nh * hd, kvd = nkv * hd, fast = g2_vmath_avx512();
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int bh = 0; bh < B * nh; bh++) {
         const int b = bh / nh, h = bh % nh, kh = h / group;
@@ -127,13 +139,17 @@ void g2_attention_forward(float *out, float *pre, float *att, const float *q, co
         for (int i = 0; i < T; i++) {
             float *s = S + (size_t)i * T, *p = P + (size_t)i * T;
             const int lo = window > 0 && i - window + 1 > 0 ? i - window + 1 : 0;
-            float mx = -INFINITY;
-            for (int j = lo; j <= i; j++) {
-                if (cap > 0) s[j] = cap * tanhf(s[j] / cap); /* the soft-cap comes before the mask */
-                if (s[j] > mx) mx = s[j];
+            float mx = -INFINITY, sum = 0;
+            if (fast) {
+                mx = g2_softcap_max_avx512(s + lo, i - lo + 1, cap); /* the soft-cap comes before the mask */
+                sum = g2_expsum_avx512(p + lo, s + lo, i - lo + 1, mx);
+            } else {
+                for (int j = lo; j <= i; j++) {
+                    if (cap > 0) s[j] = cap * tanhf(s[j] / cap);
+                    if (s[j] > mx) mx = s[j];
+                }
+                for (int j = lo; j <= i; j++) sum += (p[j] = expf(s[j] - mx));
             }
-            float sum = 0;
-            for (int j = lo; j <= i; j++) sum += (p[j] = expf(s[j] - mx));
             const float inv = 1.0f / sum;
             for (int j = 0; j < lo; j++) p[j] = s[j] = 0;
             for (int j = lo; j <= i; j++) p[j] *= inv;
@@ -187,6 +203,11 @@ void g2_attention_backward(float *dq, float *dk, float *dv, float *scratch, cons
 #define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
 
 void g2_geglu_forward(float *h, const float *g, const float *u, long n, int nt) {
+    if (g2_vmath_avx512()) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (long i = 0; i < n; i += CHUNK) g2_geglu_fwd_avx512(h + i, g + i, u + i, n - i < CHUNK ? n - i : CHUNK);
+        return;
+    }
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (long i = 0; i < n; i++) {
         const float x = g[i];
@@ -195,6 +216,12 @@ void g2_geglu_forward(float *h, const float *g, const float *u, long n, int nt) 
 }
 
 void g2_geglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, long n, int nt) {
+    if (g2_vmath_avx512()) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (long i = 0; i < n; i += CHUNK)
+            g2_geglu_bwd_avx512(dg + i, du + i, dh + i, g + i, u + i, n - i < CHUNK ? n - i : CHUNK);
+        return;
+    }
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (long i = 0; i < n; i++) {
         const float x = g[i], t = tanhf(GELU_K * (x + 0.044715f * x * x * x));
@@ -211,6 +238,7 @@ void g2_residual_forward(float *out, const float *a, const float *b, long n) {
 }
 
 void g2_xent_forward(float *logits, float *losses, float *lse, const int32_t *targets, int N, int V, float cap, int nt) {
+    const int fast = g2_vmath_avx512();
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int n = 0; n < N; n++) {
         float *z = logits + (size_t)n * V;
@@ -219,12 +247,17 @@ void g2_xent_forward(float *logits, float *losses, float *lse, const int32_t *ta
             continue;
         }
         float mx = -INFINITY;
-        for (int i = 0; i < V; i++) {
-            if (cap > 0) z[i] = cap * tanhf(z[i] / cap);
-            if (z[i] > mx) mx = z[i];
-        }
         double sum = 0;
-        for (int i = 0; i < V; i++) sum += expf(z[i] - mx);
+        if (fast) {
+            mx = g2_softcap_max_avx512(z, V, cap);
+            sum = g2_expsum_avx512(NULL, z, V, mx);
+        } else {
+            for (int i = 0; i < V; i++) {
+                if (cap > 0) z[i] = cap * tanhf(z[i] / cap);
+                if (z[i] > mx) mx = z[i];
+            }
+            for (int i = 0; i < V; i++) sum += expf(z[i] - mx);
+        }
         lse[n] = mx + (float)log(sum);
         losses[n] = (float)((double)mx + log(sum) - z[targets[n]]);
     }
@@ -232,11 +265,18 @@ void g2_xent_forward(float *logits, float *losses, float *lse, const int32_t *ta
 
 void g2_xent_backward(float *logits, const float *lse, const int32_t *targets, int N, int V, float cap, float dscale,
                       int nt) {
+    const int fast = g2_vmath_avx512();
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int n = 0; n < N; n++) {
         float *z = logits + (size_t)n * V;
         if (targets[n] < 0) {
             memset(z, 0, sizeof(float) * (size_t)V);
+            continue;
+        }
+        if (fast) {
+            const float tt = cap > 0 ? z[targets[n]] / cap : 0;
+            g2_xent_grad_avx512(z, V, lse[n], cap, dscale);
+            z[targets[n]] -= dscale * (1.0f - tt * tt); /* the one-hot part */
             continue;
         }
         for (int i = 0; i < V; i++) {
