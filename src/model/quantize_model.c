@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "formats/gguf_write.h"
+#include "gemma2_tokenizer.h"
 #include "kernels/quantize.h"
 #include "kernels/types.h"
 #include "model/model_impl.h"
@@ -76,6 +77,60 @@ typedef struct {
     size_t nbytes;
 } out_tensor;
 
+/* The vocabulary of the directory's tokenizer.model / tokenizer.json as tokenizer.ggml.* keys:
+ * SentencePiece's pieces, scores and types as they are (our GGUF loader and llama.cpp both
+ * read them). Returns 0 when the directory has no tokenizer or its size is not vocab_size. */
+static int write_dir_vocab(g2_gguf_writer *w, const gemma2_model *m) {
+    gemma2_tokenizer *tok;
+    gemma2_error err;
+    if (gemma2_tokenizer_load(m->hf.dir, &tok, &err)) return 0;
+    const int V = gemma2_tokenizer_vocab_size(tok);
+    if (V != m->cfg.vocab_size) {
+        gemma2_tokenizer_free(tok);
+        return 0;
+    }
+    char **toks = calloc((size_t)V, sizeof *toks);
+    float *scores = calloc((size_t)V, sizeof *scores);
+    int32_t *types = calloc((size_t)V, sizeof *types);
+    int ok = toks && scores && types;
+    for (int i = 0; ok && i < V; i++) {
+        size_t len;
+        const char *p = gemma2_tokenizer_piece(tok, i, &len);
+        toks[i] = p ? strndup(p, len) : strdup("");
+        ok = toks[i] != NULL;
+        scores[i] = gemma2_tokenizer_score(tok, i);
+        types[i] = (int32_t)gemma2_tokenizer_piece_type(tok, i);
+    }
+    if (ok) {
+        g2_gguf_add_str(w, "tokenizer.ggml.model", "llama");
+        g2_gguf_add_str(w, "tokenizer.ggml.pre", "default");
+        g2_gguf_add_str_array(w, "tokenizer.ggml.tokens", (const char *const *)toks, (uint64_t)V);
+        g2_gguf_add_num_array(w, "tokenizer.ggml.scores", G2_GGUF_F32, scores, (uint64_t)V);
+        g2_gguf_add_num_array(w, "tokenizer.ggml.token_type", G2_GGUF_I32, types, (uint64_t)V);
+        const struct {
+            const char *key;
+            int32_t id;
+        } ids[] = {{"tokenizer.ggml.bos_token_id", gemma2_tokenizer_bos_id(tok)},
+                   {"tokenizer.ggml.eos_token_id", gemma2_tokenizer_eos_id(tok)},
+                   {"tokenizer.ggml.unknown_token_id", gemma2_tokenizer_unk_id(tok)},
+                   {"tokenizer.ggml.padding_token_id", gemma2_tokenizer_pad_id(tok)}};
+        for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+            if (ids[i].id >= 0) g2_gguf_add_u32(w, ids[i].key, (uint32_t)ids[i].id);
+        g2_gguf_add_bool(w, "tokenizer.ggml.add_bos_token", 1);
+        g2_gguf_add_bool(w, "tokenizer.ggml.add_eos_token", 0);
+        g2_gguf_add_bool(w, "tokenizer.ggml.add_space_prefix", 0);
+    } else {
+        w->failed = 1;
+    }
+    if (toks)
+        for (int i = 0; i < V; i++) free(toks[i]);
+    free(toks);
+    free(scores);
+    free(types);
+    gemma2_tokenizer_free(tok);
+    return 1;
+}
+
 /* Metadata: the source GGUF's keys (vocabulary and all) except the ones we set, or, for an HF
  * source, the gemma2.* keys and a minimal vocabulary like make_gguf.py's. */
 static void write_metadata(g2_gguf_writer *w, const gemma2_model *m, const quant_scheme *q) {
@@ -107,7 +162,9 @@ static void write_metadata(g2_gguf_writer *w, const gemma2_model *m, const quant
     g2_gguf_add_f32(w, "gemma2.final_logit_softcapping", c->final_logit_softcap);
     g2_gguf_add_u32(w, "gemma2.attention.sliding_window", (uint32_t)c->sliding_window);
     if (c->rope_theta != 10000.0f) g2_gguf_add_f32(w, "gemma2.rope.freq_base", c->rope_theta);
-    /* minimal vocabulary: <pad> <eos> <bos> <unk>, 256 byte pieces, then placeholders */
+    if (write_dir_vocab(w, m)) return;
+    /* no tokenizer in the directory: a minimal vocabulary like make_gguf.py's: <pad> <eos> <bos>
+     * <unk>, 256 byte pieces, then placeholders */
     const int V = c->vocab_size;
     char **toks = calloc((size_t)V, sizeof *toks);
     float *scores = calloc((size_t)V, sizeof *scores);

@@ -54,6 +54,24 @@ done
     "$PY" tests/cli/gguf_tool.py compare "$D/hf-q8_0.gguf" "$D/ours-q8_0.gguf" > "$D/cmp-hf.txt" \
     && ok "hf dir: same tensors as from the GGUF" || { bad "hf dir quantize"; head -5 "$D/cmp-hf.txt"; }
 
+# an HF directory with Gemma's real tokenizer.model: the GGUF carries its vocabulary, which gives
+# the same ids as the .model (the 366 strings of the expected-ids file) and which llama.cpp reads
+[ -f "$D/v.gguf" ] || "$PY" "$O/make_gguf.py" "$D/v.gguf" --hf-out "$D/v_hf" --vocab-from "$SHARED/tokenizer/gemma_tokenizer.model" \
+    --hidden 64 --heads 2 --kv-heads 1 --head-dim 32 --ffn 64 --layers 2 --dtype bf16 > /dev/null
+"$BIN" quantize "$D/v_hf" "$D/v-q8_0.gguf" --type q8_0 -q || bad "quantize HF dir with tokenizer.model"
+E=$SHARED/tokenizer/gemma2_expected.jsonl
+if "$BIN" tokenize -t "$D/v-q8_0.gguf" --jsonl "$E" > "$D/v-ids-gguf.txt" && \
+   "$BIN" tokenize -t "$D/v_hf/tokenizer.model" --jsonl "$E" > "$D/v-ids-model.txt" && cmp -s "$D/v-ids-gguf.txt" "$D/v-ids-model.txt"; then
+    ok "hf dir vocabulary written to GGUF: same ids as tokenizer.model ($(wc -l < "$D/v-ids-gguf.txt") strings)"
+else
+    bad "hf dir vocabulary in GGUF gives other ids"
+fi
+if [ -n "$Q" ]; then
+    got=$("$ORACLE_DIR/bin/llama_tokenize" "$D/v-q8_0.gguf" --text "Hello, world!" 2>/dev/null)
+    [ "$got" = "[4521, 235269, 2134, 235341]" ] && ok "llama.cpp tokenizes with our written vocabulary" \
+        || bad "llama.cpp on our vocabulary: $got"
+fi
+
 # bad requests (sanitized binary)
 rm -f "$D/bad.gguf"
 msg=$("$SAN" quantize "$D/m.gguf" "$D/bad.gguf" --type q3_x 2>&1); rc=$?
