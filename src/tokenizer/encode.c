@@ -150,9 +150,9 @@ static inline void try_pair(const gemma2_tokenizer *t, const sym *sy, int32_t l,
     if (l < 0 || r < 0) return;
     const sym *a = &sy[l], *b = &sy[r];
     if (a->key < 0 || b->key < 0) return; /* frozen symbols have key -1 */
-    int32_t id = g2_tok_pair(t, a->key, b->key);
-    if (id < 0) return;
-    cand c = {t->score[id], l, r, a->len + b->len, id};
+    const g2_pair_slot *p = g2_tok_pair(t, a->key, b->key);
+    if (p->id < 0) return;
+    cand c = {p->score, l, r, a->len + b->len, p->id};
     heap_push(heap, nh, c);
 }
 
@@ -209,7 +209,13 @@ gemma2_status gemma2_tokenize(const gemma2_tokenizer *t, const char *text, size_
     if (ns) sy[ns - 1].next = -1;
 
     size_t nh = 0;
-    for (int32_t i = 0; i + 1 < ns; i++) try_pair(t, sy, i, i + 1, heap, &nh);
+    /* the initial pairs are independent lookups: prefetch a few ahead so their cache misses overlap */
+    enum { AHEAD = 8 };
+    for (int32_t i = 0; i + 1 < ns; i++) {
+        if (i + AHEAD + 1 < ns && sy[i + AHEAD].key >= 0 && sy[i + AHEAD + 1].key >= 0)
+            __builtin_prefetch(&t->pairs[g2_pair_hash(t, sy[i + AHEAD].key, sy[i + AHEAD + 1].key)]);
+        try_pair(t, sy, i, i + 1, heap, &nh);
+    }
     while (nh) {
         cand c = heap_pop(heap, &nh);
         sym *l = &sy[c.left], *r = &sy[c.right];

@@ -137,12 +137,13 @@ static int pair_insert(gemma2_tokenizer *t, int32_t l, int32_t r, int32_t id) {
     uint64_t k = (((uint64_t)(uint32_t)l << 32) | (uint32_t)r) + 1;
     uint64_t h = k * 0x9E3779B97F4A7C15ull;
     uint32_t i = (uint32_t)(h >> 40) & t->pair_mask;
-    while (t->pair_key[i] != 0) {
-        if (t->pair_key[i] == k) return 0;
+    while (t->pairs[i].key != 0) {
+        if (t->pairs[i].key == k) return 0;
         i = (i + 1) & t->pair_mask;
     }
-    t->pair_key[i] = k;
-    t->pair_val[i] = id;
+    t->pairs[i].key = k;
+    t->pairs[i].id = id;
+    t->pairs[i].score = t->score[id];
     t->n_pairs++;
     return 1;
 }
@@ -295,9 +296,8 @@ gemma2_status g2_tok_finish(gemma2_tokenizer *t, const char *name, gemma2_error 
         }
         if (pass == 0) {
             t->pair_mask = pow2_at_least(count + count / 2 + 64) - 1;
-            t->pair_key = calloc((size_t)t->pair_mask + 1, sizeof *t->pair_key);
-            t->pair_val = malloc(((size_t)t->pair_mask + 1) * sizeof *t->pair_val);
-            if (!t->pair_key || !t->pair_val) return g2_fail(err, GEMMA2_ERR_NOMEM, "%s: out of memory", name);
+            t->pairs = calloc((size_t)t->pair_mask + 1, sizeof *t->pairs);
+            if (!t->pairs) return g2_fail(err, GEMMA2_ERR_NOMEM, "%s: out of memory", name);
         }
     }
 
@@ -324,8 +324,7 @@ void gemma2_tokenizer_free(gemma2_tokenizer *t) {
     free(t->ptab);
     free(t->key_bmp);
     free(t->cp_keys);
-    free(t->pair_key);
-    free(t->pair_val);
+    free(t->pairs);
     free(t->trie);
     free(t);
 }
@@ -336,7 +335,7 @@ size_t gemma2_tokenizer_memory_bytes(const gemma2_tokenizer *t) {
     if (t->ptab) n += ((size_t)t->ptab_mask + 1) * sizeof *t->ptab;
     if (t->key_bmp) n += 65536 * sizeof *t->key_bmp;
     if (t->cp_keys) n += ((size_t)t->cp_mask + 1) * 2 * sizeof *t->cp_keys;
-    if (t->pair_key) n += ((size_t)t->pair_mask + 1) * (sizeof *t->pair_key + sizeof *t->pair_val);
+    if (t->pairs) n += ((size_t)t->pair_mask + 1) * sizeof *t->pairs;
     n += (size_t)t->cap_trie * sizeof *t->trie;
     return n;
 }

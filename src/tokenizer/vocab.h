@@ -28,6 +28,12 @@ typedef struct {
     uint8_t byte;
 } g2_trie_node;
 
+typedef struct {
+    uint64_t key; /* (left << 32 | right) + 1; 0 = empty */
+    int32_t id;   /* the merged piece */
+    float score;  /* its score */
+} g2_pair_slot;
+
 struct gemma2_tokenizer {
     gemma2_tokenizer_source source;
     int32_t n; /* pieces */
@@ -50,8 +56,7 @@ struct gemma2_tokenizer {
     int32_t n_keys;    /* n + extra keys */
 
     /* pair table */
-    uint64_t *pair_key; /* (left << 32 | right) + 1; 0 = empty */
-    int32_t *pair_val;
+    g2_pair_slot *pairs; /* one 16-byte slot holds everything a merge step needs: one cache miss */
     uint32_t pair_mask;
     size_t n_pairs;
 
@@ -87,15 +92,19 @@ static inline const char *g2_tok_text(const gemma2_tokenizer *t, int32_t id, siz
 int32_t g2_tok_lookup(const gemma2_tokenizer *t, const char *s, size_t len);
 /* merge key of the character with code point cp, or -1 */
 int32_t g2_tok_cp_key(const gemma2_tokenizer *t, uint32_t cp);
-/* piece id made by merging keys l and r, or -1 */
-static inline int32_t g2_tok_pair(const gemma2_tokenizer *t, int32_t l, int32_t r) {
+/* The pair table slot of keys (l, r): its id is -1 when they do not merge. */
+static inline uint32_t g2_pair_hash(const gemma2_tokenizer *t, int32_t l, int32_t r) {
     uint64_t k = (((uint64_t)(uint32_t)l << 32) | (uint32_t)r) + 1;
-    uint64_t h = k * 0x9E3779B97F4A7C15ull;
-    uint32_t i = (uint32_t)(h >> 40) & t->pair_mask;
+    return (uint32_t)((k * 0x9E3779B97F4A7C15ull) >> 40) & t->pair_mask;
+}
+static inline const g2_pair_slot *g2_tok_pair(const gemma2_tokenizer *t, int32_t l, int32_t r) {
+    static const g2_pair_slot none = {0, -1, 0.0f};
+    uint64_t k = (((uint64_t)(uint32_t)l << 32) | (uint32_t)r) + 1;
+    uint32_t i = (uint32_t)((k * 0x9E3779B97F4A7C15ull) >> 40) & t->pair_mask;
     for (;;) {
-        uint64_t v = t->pair_key[i];
-        if (v == k) return t->pair_val[i];
-        if (v == 0) return -1;
+        const g2_pair_slot *s = &t->pairs[i];
+        if (s->key == k) return s;
+        if (s->key == 0) return &none;
         i = (i + 1) & t->pair_mask;
     }
 }
