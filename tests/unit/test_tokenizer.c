@@ -362,6 +362,40 @@ static void test_chat(void) {
     gemma2_token_buf_free(&b2);
 }
 
+/* The trainer's model loads, has Gemma's layout, and round-trips text. */
+static void test_train_small(void) {
+    const char *texts[] = {"the cat sat on the mat", "the dog sat on the log 2024", "  two spaces and\ttab",
+                           "the cat and the dog", "<start_of_turn>user hello<end_of_turn>"};
+    size_t lens[5];
+    for (int i = 0; i < 5; i++) lens[i] = strlen(texts[i]);
+    gemma2_train_options o = gemma2_train_default_options();
+    o.vocab_size = 300;
+    uint8_t *model;
+    size_t size;
+    gemma2_error err;
+    CHECK(gemma2_train_bpe(texts, lens, 5, &o, &model, &size, &err) == GEMMA2_OK, "%s", err.msg);
+    gemma2_tokenizer *t;
+    CHECK(gemma2_tokenizer_load_spm(model, size, "trained", &t, &err) == GEMMA2_OK, "%s", err.msg);
+    free(model);
+    CHECK(gemma2_tokenizer_bos_id(t) == 2 && gemma2_tokenizer_eos_id(t) == 1 && gemma2_tokenizer_pad_id(t) == 0 &&
+          gemma2_tokenizer_unk_id(t) == 3 && gemma2_tokenizer_start_of_turn_id(t) == 4 && gemma2_tokenizer_end_of_turn_id(t) == 5);
+    size_t l;
+    const char *p = gemma2_tokenizer_piece(t, 6, &l);
+    CHECK(l == 6 && !memcmp(p, "<0x00>", 6) && gemma2_tokenizer_piece_type(t, 6) == GEMMA2_PIECE_BYTE);
+    CHECK(gemma2_tokenizer_piece_to_id(t, "\xE2\x96\x81the", 6) > 261, "a learned piece for \"_the\"");
+    const char *txt = "the cat sat on the log \xE4\xB8\xAD 99";
+    gemma2_token_buf b = {0};
+    gemma2_text_buf back = {0};
+    encode_str(t, txt, strlen(txt), NULL, &b);
+    CHECK(gemma2_detokenize(t, b.ids, b.n, &back, &err) == GEMMA2_OK);
+    CHECK(!strcmp(back.data, txt), "got %s", back.data);
+    gemma2_token_buf_free(&b);
+    gemma2_text_buf_free(&back);
+    gemma2_tokenizer_free(t);
+    o.vocab_size = 100;
+    CHECK(gemma2_train_bpe(texts, lens, 5, &o, &model, &size, &err) == GEMMA2_ERR_ARG);
+}
+
 int main(void) {
     gemma2_error err;
     if (!load_expected() || gemma2_tokenizer_load(path_in_shared("tokenizer/gemma_tokenizer.model"), &g_spm, &err)) {
@@ -379,6 +413,7 @@ int main(void) {
     RUN(test_long_runs);
     RUN(test_bad_files);
     RUN(test_chat);
+    RUN(test_train_small);
     gemma2_tokenizer_free(g_spm);
     for (size_t i = 0; i < g_n_exp; i++) free(g_exp[i].text), free(g_exp[i].ids);
     free(g_exp);
