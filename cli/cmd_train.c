@@ -36,12 +36,13 @@ static void usage(FILE *f) {
             "  --beta1 X (0.9)  --beta2 X (0.95)  --eps X (1e-8)  --clip X (1.0; 0 = off)\n"
             "  --eval-every N (0: at the end)  --eval-batches N (4)  --save-every N (0: at the end)\n"
             "  --out DIR  --seed N (1)  -t, --threads N  --tokenizer FILE (copied into checkpoints)\n"
+            "  --keep N (3)          complete checkpoints kept (0: all)\n"
             "  --stop-at N           stop after step N as if interrupted (tests of --resume)\n");
 }
 
 typedef struct {
     const char *data, *out, *init, *config, *tokenizer;
-    long steps, batch, seq, accum, warmup, eval_every, eval_batches, save_every, threads, stop_at;
+    long steps, batch, seq, accum, warmup, eval_every, eval_batches, save_every, threads, stop_at, keep;
     long vocab, hidden, layers, heads, kv_heads, head_dim, ffn, window;
     double lr, min_lr_frac, wd, beta1, beta2, eps, clip;
     long seed;
@@ -49,7 +50,7 @@ typedef struct {
 } opts;
 
 static int parse(int argc, char **argv, opts *o) {
-    *o = (opts){.steps = 100, .batch = 8, .seq = 256, .accum = 1, .eval_batches = 4, .lr = 3e-4, .min_lr_frac = 0.1,
+    *o = (opts){.keep = 3, .steps = 100, .batch = 8, .seq = 256, .accum = 1, .eval_batches = 4, .lr = 3e-4, .min_lr_frac = 0.1,
                 .wd = 0.1, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .clip = 1.0, .seed = 1};
     struct {
         const char *name;
@@ -60,7 +61,7 @@ static int parse(int argc, char **argv, opts *o) {
                 {"--warmup", &o->warmup, 0, 1L << 40},   {"--eval-every", &o->eval_every, 0, 1L << 40},
                 {"--eval-batches", &o->eval_batches, 1, 1 << 20}, {"--save-every", &o->save_every, 0, 1L << 40},
                 {"--threads", &o->threads, 1, 1024},     {"-t", &o->threads, 1, 1024},
-                {"--stop-at", &o->stop_at, 1, 1L << 40}, {"--vocab", &o->vocab, 1, 1 << 24},
+                {"--stop-at", &o->stop_at, 1, 1L << 40}, {"--keep", &o->keep, 0, 1 << 20}, {"--vocab", &o->vocab, 1, 1 << 24},
                 {"--hidden", &o->hidden, 1, 65536},      {"--layers", &o->layers, 1, 1024},
                 {"--heads", &o->heads, 1, 1024},         {"--kv-heads", &o->kv_heads, 1, 1024},
                 {"--head-dim", &o->head_dim, 2, 65536},  {"--ffn", &o->ffn, 1, 1 << 20},
@@ -392,6 +393,7 @@ int g2_cmd_train(int argc, char **argv) {
         const int stop = o.stop_at && done >= o.stop_at;
         if ((o.save_every && done % o.save_every == 0) || done == o.steps || stop) {
             if (g2_checkpoint_save(o.out, done, seed, &m, mom, vel, o.tokenizer, &err)) goto fail;
+            g2_checkpoint_prune(o.out, (int)o.keep);
             g2_train_plot_svg(csv_path, svg_path);
         }
         if (stop) break;

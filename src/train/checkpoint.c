@@ -130,6 +130,44 @@ gemma2_status g2_checkpoint_save(const char *out_dir, long step, uint64_t seed, 
     return s;
 }
 
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+void g2_checkpoint_prune(const char *out_dir, int keep) {
+    DIR *d = opendir(out_dir);
+    if (!d) return;
+    char latest[4096] = "", p[4400], mine[32];
+    gemma2_error err;
+    if (g2_checkpoint_latest(out_dir, latest, sizeof latest, &err)) latest[0] = 0;
+    snprintf(mine, sizeof mine, ".%ld", (long)getpid());
+    char **names = NULL;
+    int n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, "step-", 5)) continue;
+        snprintf(p, sizeof p, "%s/%s", out_dir, e->d_name);
+        const char *tail = strrchr(e->d_name, '.');
+        if (strstr(e->d_name, ".tmp.") || strstr(e->d_name, ".old.")) {
+            if (!tail || strcmp(tail, mine)) remove_dir(p); /* a dead run's leftovers */
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            char **nn = realloc(names, sizeof *names * (size_t)cap);
+            if (!nn) break;
+            names = nn;
+        }
+        names[n++] = strdup(e->d_name);
+    }
+    closedir(d);
+    if (n) qsort(names, (size_t)n, sizeof *names, cmp_str); /* zero-padded: name order is step order */
+    for (int i = 0; i < n; i++) {
+        snprintf(p, sizeof p, "%s/%s", out_dir, names[i]);
+        if (keep > 0 && i < n - keep && strcmp(p, latest)) remove_dir(p);
+        free(names[i]);
+    }
+    free(names);
+}
+
 gemma2_status g2_checkpoint_latest(const char *out_dir, char *path, size_t n, gemma2_error *err) {
     char p[4096], line[128] = {0};
     snprintf(p, sizeof p, "%s/latest", out_dir);

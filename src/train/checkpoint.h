@@ -17,6 +17,10 @@
 gemma2_status g2_checkpoint_save(const char *out_dir, long step, uint64_t seed, const g2_tmodel *m, const float *mom,
                                  const float *vel, const char *tokenizer_path, gemma2_error *err);
 
+/* Removes what killed runs left (step-*.tmp.PID, step-*.old.PID of other processes) and all but
+ * the newest `keep` complete step-* folders (keep 0: keep all). The one `latest` names stays. */
+void g2_checkpoint_prune(const char *out_dir, int keep);
+
 /* The folder `latest` names, as OUT/step-...; GEMMA2_ERR_IO if there is none. */
 gemma2_status g2_checkpoint_latest(const char *out_dir, char *path, size_t n, gemma2_error *err);
 
