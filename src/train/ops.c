@@ -16,6 +16,10 @@ int g2_vmath_avx512(void) {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
 }
 
+/* Below this many elements of work a loop runs on one thread: waking the team costs more than it
+ * saves (much more on a loaded machine, where a barrier waits for a descheduled thread). */
+#define PAR_MIN 65536L
+
 /* Element-wise loops in chunks of this many, so that each vector call is long. */
 #define CHUNK 4096L
 
@@ -36,7 +40,7 @@ void g2_embedding_backward(float *dE, const float *dout, const int32_t *ids, int
 }
 
 void g2_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int d, float eps, int nt) {
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) if ((long)N * d >= PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *xr = x + (size_t)n * d;
         float *o = out + (size_t)n * d;
@@ -52,7 +56,7 @@ void g2_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w,
  *   dx = r (g - x r^2 mean(g x)),  g = dy s;   ds = sum_n dy x r */
 void g2_rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *rstd, const float *w,
                          int N, int d, int accumulate, int nt) {
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) if ((long)N * d >= PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *xr = x + (size_t)n * d, *dy = dout + (size_t)n * d;
         float *o = dx + (size_t)n * d;
@@ -66,7 +70,7 @@ void g2_rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x
         }
     }
     /* the weight gradient sums over rows: one fixed order, split over columns */
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) if ((long)N * d >= PAR_MIN)
     for (int i0 = 0; i0 < d; i0 += 64) {
         const int i1 = i0 + 64 < d ? i0 + 64 : d;
         for (int n = 0; n < N; n++) {
@@ -100,7 +104,7 @@ void g2_rope_tables(float *cos_t, float *sin_t, int T, int hd, float theta) {
 static void rope_apply(float *x, int N, int T, int nheads, int hd, const float *cos_t, const float *sin_t, float sgn,
                        int nt) {
     const int half = hd / 2;
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) if ((long)N * nheads * hd >= PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *c = cos_t + (size_t)(n % T) * half, *s = sin_t + (size_t)(n % T) * half;
         for (int h = 0; h < nheads; h++) {
@@ -128,7 +132,7 @@ void g2_rope_backward(float *dx, int N, int T, int nheads, int hd, const float *
 void g2_attention_forward(float *out, float *pre, float *att, const float *q, const float *k, const float *v, int B,
                           int T, int nh, int nkv, int hd, float scale, float cap, int window, int nt) {
     const int group = nh / nkv, qd = nh * hd, kvd = nkv * hd, fast = g2_vmath_avx512();
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) if ((long)B * nh * T * T >= PAR_MIN)
     for (int bh = 0; bh < B * nh; bh++) {
         const int b = bh / nh, h = bh % nh, kh = h / group;
         const float *Q = q + (size_t)b * T * qd + (size_t)h * hd;
@@ -166,7 +170,7 @@ void g2_attention_backward(float *dq, float *dk, float *dv, float *scratch, cons
                            const float *att, const float *q, const float *k, const float *v, int B, int T, int nh,
                            int nkv, int hd, float scale, float cap, int nt) {
     const int group = nh / nkv, qd = nh * hd, kvd = nkv * hd;
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) if ((long)B * nh * T * T >= PAR_MIN)
     for (int bk = 0; bk < B * nkv; bk++) {
         const int b = bk / nkv, kh = bk % nkv;
         float *dP = scratch + (size_t)omp_get_thread_num() * T * T;
@@ -204,11 +208,11 @@ void g2_attention_backward(float *dq, float *dk, float *dv, float *scratch, cons
 
 void g2_geglu_forward(float *h, const float *g, const float *u, long n, int nt) {
     if (g2_vmath_avx512()) {
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) if (n >= PAR_MIN)
         for (long i = 0; i < n; i += CHUNK) g2_geglu_fwd_avx512(h + i, g + i, u + i, n - i < CHUNK ? n - i : CHUNK);
         return;
     }
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) if (n >= PAR_MIN)
     for (long i = 0; i < n; i++) {
         const float x = g[i];
         h[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + 0.044715f * x * x * x))) * u[i];
@@ -217,12 +221,12 @@ void g2_geglu_forward(float *h, const float *g, const float *u, long n, int nt) 
 
 void g2_geglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, long n, int nt) {
     if (g2_vmath_avx512()) {
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) if (n >= PAR_MIN)
         for (long i = 0; i < n; i += CHUNK)
             g2_geglu_bwd_avx512(dg + i, du + i, dh + i, g + i, u + i, n - i < CHUNK ? n - i : CHUNK);
         return;
     }
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) if (n >= PAR_MIN)
     for (long i = 0; i < n; i++) {
         const float x = g[i], t = tanhf(GELU_K * (x + 0.044715f * x * x * x));
         const float gelu = 0.5f * x * (1.0f + t);
@@ -239,7 +243,7 @@ void g2_residual_forward(float *out, const float *a, const float *b, long n) {
 
 void g2_xent_forward(float *logits, float *losses, float *lse, const int32_t *targets, int N, int V, float cap, int nt) {
     const int fast = g2_vmath_avx512();
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) if ((long)N * V >= PAR_MIN)
     for (int n = 0; n < N; n++) {
         float *z = logits + (size_t)n * V;
         if (targets[n] < 0) {
@@ -266,7 +270,7 @@ void g2_xent_forward(float *logits, float *losses, float *lse, const int32_t *ta
 void g2_xent_backward(float *logits, const float *lse, const int32_t *targets, int N, int V, float cap, float dscale,
                       int nt) {
     const int fast = g2_vmath_avx512();
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) if ((long)N * V >= PAR_MIN)
     for (int n = 0; n < N; n++) {
         float *z = logits + (size_t)n * V;
         if (targets[n] < 0) {

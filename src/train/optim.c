@@ -11,7 +11,7 @@ void g2_adamw_step(float *w, const float *g, float *m, float *v, size_t n, long 
     const float decay = (float)(1.0 - lr * hp->weight_decay), step = (float)(lr / bc1), bc2s = (float)sqrt(bc2),
                 b1 = (float)hp->beta1, b2 = (float)hp->beta2, eps = (float)hp->eps;
     const float ob1 = (float)(1.0 - hp->beta1), ob2 = (float)(1.0 - hp->beta2);
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) if (n >= 65536)
     for (size_t i = 0; i < n; i++) {
         const float gi = g[i];
         float wi = w[i] * decay;
@@ -32,7 +32,7 @@ double g2_grad_norm(const float *g, size_t n, int nt) {
         for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i];
         return sqrt(s);
     }
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) if (nc > 1)
     for (size_t c = 0; c < nc; c++) {
         double s = 0;
         const size_t e = (c + 1) * chunk < n ? (c + 1) * chunk : n;
@@ -49,7 +49,7 @@ double g2_clip_grad_norm(float *g, size_t n, float max_norm, int nt) {
     const double norm = g2_grad_norm(g, n, nt);
     if (max_norm > 0 && norm > max_norm) {
         const float k = (float)(max_norm / (norm + 1e-6));
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) if (n >= 65536)
         for (size_t i = 0; i < n; i++) g[i] *= k;
     }
     return norm;

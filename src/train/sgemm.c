@@ -95,7 +95,7 @@ void g2_sgemm(int transA, int transB, int M, int N, int K, float alpha, const fl
         pthread_once(&g_blas_once, blas_single_thread);
         const CBLAS_TRANSPOSE ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans;
         if (n_threads <= 0) n_threads = omp_get_max_threads();
-        if (n_threads == 1 || omp_in_parallel() || M < 16) {
+        if (n_threads == 1 || omp_in_parallel() || M < 16 || (double)M * N * K < 1e6) {
             cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
             return;
         }
@@ -122,6 +122,7 @@ void g2_sgemm(int transA, int transB, int M, int N, int K, float alpha, const fl
     if (n_threads <= 0) n_threads = omp_get_max_threads();
     const int mblocks = (M + MC - 1) / MC;
     if (n_threads > mblocks) n_threads = mblocks;
+    if ((double)M * N * K < 1e6) n_threads = 1; /* small products: one thread is faster */
 
 #pragma omp parallel num_threads(n_threads)
     {
