@@ -19,6 +19,7 @@ static const struct {
     {"tokenizer", g2_cmd_tokenizer, "tokenizer tools: `tokenizer train` learns a BPE model"},
     {"grads", g2_cmd_grads, "loss and gradient of every weight for a batch (safetensors in and out)"},
     {"train", g2_cmd_train, "train a model: AdamW, checkpoints, CSV log, loss plot"},
+    {"data", g2_cmd_data, "training data: `data prepare` tokenizes text into token shards"},
 };
 #define N_COMMANDS (sizeof k_commands / sizeof k_commands[0])
 
