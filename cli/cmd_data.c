@@ -172,6 +172,21 @@ static int prepare(int argc, char **argv) {
         fprintf(stderr, "gemma2 data prepare: %s\n", err.msg);
         goto done;
     }
+    /* the tokenizer travels with the data: `gemma2 train` copies it into every checkpoint */
+    const char *tname = ends_with(tpath, ".model") ? "tokenizer.model" : ends_with(tpath, ".json") ? "tokenizer.json" : NULL;
+    if (tname) {
+        size_t tn;
+        char *tb = read_file(tpath, &tn);
+        snprintf(path, sizeof path, "%s/%s", out, tname);
+        FILE *tf = tb ? fopen(path, "wb") : NULL;
+        int ok = tf && fwrite(tb, 1, tn, tf) == tn;
+        if (tf) ok = (fclose(tf) == 0) && ok;
+        free(tb);
+        if (!ok) {
+            fprintf(stderr, "gemma2 data prepare: %s: cannot write\n", path);
+            goto done;
+        }
+    }
     printf("%ld documents, %zu tokens (vocabulary %u): %s/train.bin %zu tokens, %s/val.bin %zu tokens\n", docs,
            all.n, vocab, out, n_train, out, n_val);
     rc = 0;

@@ -312,6 +312,12 @@ int g2_cmd_train(int argc, char **argv) {
         }
     }
 
+    /* `data prepare` leaves the tokenizer beside the shards: checkpoints carry it */
+    char tok_path[4200];
+    for (int k = 0; !o.tokenizer && data_is_dir && k < 2; k++) {
+        snprintf(tok_path, sizeof tok_path, "%s/%s", o.data, k ? "tokenizer.json" : "tokenizer.model");
+        if (access(tok_path, R_OK) == 0) o.tokenizer = tok_path;
+    }
     if (g2_acts_create(&a, c, (int)o.batch, (int)o.seq, nt, &err)) goto fail;
     mom = calloc(m.n_params, sizeof(float));
     vel = calloc(m.n_params, sizeof(float));

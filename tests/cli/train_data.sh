@@ -19,7 +19,7 @@ fi
 printf 'Hello world. This is a plain text document.\n' >"$T/a.txt"
 printf '{"text": "First JSON document."}\n\n{"text": "Second one, digits 12345.", "id": 7}\n' >"$T/b.jsonl"
 "$BIN" data prepare -t "$TOK" --out "$T/d" "$T/a.txt" "$T/b.jsonl" --val-frac 0.25 >"$T/out" 2>&1
-check data_prepare_runs "[ \$? -eq 0 ] && grep -q '^3 documents' '$T/out'"
+check data_prepare_runs "[ \$? -eq 0 ] && grep -q '^3 documents' '$T/out' && cmp -s '$TOK' '$T/d/tokenizer.model'"
 # `Hello` = 4521 (GEMMA2.md example); every document is <bos> ... <eos>
 check data_prepare_shards "$PY - '$T/d' <<'PY'
 import struct, sys
@@ -42,4 +42,7 @@ check data_bad_jsonl "[ \$? -ne 0 ] && grep -q 'bad.jsonl:2' '$T/e1'"
 check data_missing_file "[ \$? -ne 0 ] && grep -q 'missing.txt' '$T/e2'"
 "$BIN" train --data "$T/d" --vocab 1000 --hidden 16 --layers 1 --heads 1 --kv-heads 1 --head-dim 16 --ffn 16 --steps 1 --seq 4 --out "$T/r" >"$T/e3" 2>&1
 check data_vocab_mismatch "[ \$? -ne 0 ] && grep -q 'vocabulary of 256000' '$T/e3'"
+# a model with the tokenizer's vocabulary trains on the shards; checkpoints carry the tokenizer
+"$BIN" train --data "$T/d" --hidden 8 --layers 1 --heads 1 --kv-heads 1 --head-dim 8 --ffn 8 --steps 2 --batch 1 --seq 4 --out "$T/r2" >"$T/e4" 2>&1
+check data_train_checkpoint_has_tokenizer "[ \$? -eq 0 ] && cmp -s '$TOK' '$T/r2/'\$(cat '$T/r2/latest')'/tokenizer.model'"
 [ $fails -eq 0 ]
