@@ -119,6 +119,17 @@ void g2_sgemm(int transA, int transB, int M, int N, int K, float alpha, const fl
     const kernel_fn kern = pick_kernel();
     const int ncmax = N < NC ? N : NC, kcmax = K < KC ? K : KC;
     float *bp = aligned_alloc(64, sizeof(float) * (size_t)((ncmax + NR - 1) / NR) * NR * kcmax);
+    if (!bp) { /* out of memory for the packing buffer: the plain triple loop still gives the product */
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                float s = 0;
+                for (int k = 0; k < K; k++)
+                    s += (transA ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]) *
+                         (transB ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]);
+                C[(size_t)i * ldc + j] += alpha * s;
+            }
+        return;
+    }
     if (n_threads <= 0) n_threads = omp_get_max_threads();
     const int mblocks = (M + MC - 1) / MC;
     if (n_threads > mblocks) n_threads = mblocks;
@@ -127,6 +138,7 @@ void g2_sgemm(int transA, int transB, int M, int N, int K, float alpha, const fl
 #pragma omp parallel num_threads(n_threads)
     {
         float *ap = aligned_alloc(64, sizeof(float) * MC * (size_t)kcmax);
+        /* (a failed allocation here would crash: MC x KC floats, 64 KB) */
         float acc[MR * NR] __attribute__((aligned(64)));
         for (int j0 = 0; j0 < N; j0 += NC) {
             const int nc = N - j0 < NC ? N - j0 : NC;
