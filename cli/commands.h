@@ -14,5 +14,8 @@ int g2_cmd_tokenizer(int argc, char **argv); /* `gemma2 tokenizer train ...` */
 int g2_cmd_grads(int argc, char **argv);
 int g2_cmd_train(int argc, char **argv);
 int g2_cmd_data(int argc, char **argv);
+int g2_cmd_generate(int argc, char **argv);
+int g2_cmd_chat(int argc, char **argv);
+int g2_cmd_perplexity(int argc, char **argv);
 
 #endif

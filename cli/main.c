@@ -20,6 +20,9 @@ static const struct {
     {"grads", g2_cmd_grads, "loss and gradient of every weight for a batch (safetensors in and out)"},
     {"train", g2_cmd_train, "train a model: AdamW, checkpoints, CSV log, loss plot"},
     {"data", g2_cmd_data, "training data: `data prepare` tokenizes text into token shards"},
+    {"generate", g2_cmd_generate, "continue a prompt, streaming the text (greedy or sampled)"},
+    {"chat", g2_cmd_chat, "interactive multi-turn chat in the Gemma template (works with piped stdin)"},
+    {"perplexity", g2_cmd_perplexity, "perplexity of a text as llama.cpp computes it; KL divergence vs saved logits"},
 };
 #define N_COMMANDS (sizeof k_commands / sizeof k_commands[0])
 
