@@ -14,13 +14,17 @@
  * The masked part of S is computed and thrown away: at most the upper triangle of the piece
  * itself, small next to what is kept once the context is longer than the piece. */
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "model/attention.h"
 
 static inline float softcap(float x, float cap) { return cap > 0 ? cap * tanhf(x / cap) : x; }
 
-void g2_attention(gemma2_context *c, int l, int p0, int n) {
+/* One kv head g: gather its keys and values, then each query head of its group. `sc` is the
+ * scratch of the thread that runs it; `nt` the threads to split each step over (1 when the
+ * caller already runs kv heads in parallel). */
+static void attend_kv_head(gemma2_context *c, int l, int p0, int n, int g, g2_attn_scratch *sc, int nt) {
     const gemma2_config *cfg = &c->m->cfg;
     const int hd = cfg->head_dim, nh = cfg->num_heads, nkv = cfg->num_kv_heads, group = nh / nkv;
     const int W = cfg->sliding_window, local = gemma2_layer_is_local(cfg, l), cap = c->cap[l];
@@ -28,56 +32,64 @@ void g2_attention(gemma2_context *c, int l, int p0, int n) {
     const float scale = 1.0f / sqrtf(cfg->query_pre_attn_scalar), acap = cfg->attn_logit_softcap;
     const int klo = local && p0 - W + 1 > 0 ? p0 - W + 1 : 0; /* the first key any query here sees */
     const int n_keys = p0 + n - klo;
-    const int nt = c->n_threads;
 
-    for (int g = 0; g < nkv; g++) {
-        /* gather K_g and V_g^T */
-#pragma omp parallel for schedule(static) num_threads(nt)
-        for (int j = klo; j < p0 + n; j++) {
-            const float *ks, *vs;
-            if (j >= p0) {
-                ks = c->k + (size_t)(j - p0) * kvd;
-                vs = c->v + (size_t)(j - p0) * kvd;
-            } else {
-                ks = c->k_cache[l] + (size_t)(j % cap) * kvd;
-                vs = c->v_cache[l] + (size_t)(j % cap) * kvd;
-            }
-            memcpy(c->kg + (size_t)(j - klo) * hd, ks + (size_t)g * hd, sizeof(float) * (size_t)hd);
-            for (int i = 0; i < hd; i++) c->vt[(size_t)i * n_keys + (j - klo)] = vs[(size_t)g * hd + i];
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int j = klo; j < p0 + n; j++) {
+        const float *ks, *vs;
+        if (j >= p0) {
+            ks = c->k + (size_t)(j - p0) * kvd;
+            vs = c->v + (size_t)(j - p0) * kvd;
+        } else {
+            ks = c->k_cache[l] + (size_t)(j % cap) * kvd;
+            vs = c->v_cache[l] + (size_t)(j % cap) * kvd;
         }
-        const g2_tensor K = {c->kg, GEMMA2_TYPE_F32, n_keys, hd, sizeof(float) * (size_t)hd};
-        const g2_tensor VT = {c->vt, GEMMA2_TYPE_F32, hd, n_keys, sizeof(float) * (size_t)n_keys};
+        memcpy(sc->kg + (size_t)(j - klo) * hd, ks + (size_t)g * hd, sizeof(float) * (size_t)hd);
+        for (int i = 0; i < hd; i++) sc->vt[(size_t)i * n_keys + (j - klo)] = vs[(size_t)g * hd + i];
+    }
+    const g2_tensor K = {sc->kg, GEMMA2_TYPE_F32, n_keys, hd, sizeof(float) * (size_t)hd};
+    const g2_tensor VT = {sc->vt, GEMMA2_TYPE_F32, hd, n_keys, sizeof(float) * (size_t)n_keys};
 
-        for (int h = g * group; h < (g + 1) * group; h++) {
-            for (int t = 0; t < n; t++)
-                memcpy(c->qh + (size_t)t * hd, c->q + (size_t)t * qd + (size_t)h * hd, sizeof(float) * (size_t)hd);
-            g2_matmul(&K, c->qh, n, c->s, nt); /* S [n][n_keys] */
-#pragma omp parallel for schedule(static) num_threads(nt)
-            for (int t = 0; t < n; t++) {
-                const int p = p0 + t;
-                const int lo = local && p - W + 1 > klo ? p - W + 1 : klo; /* visible keys: lo..p */
-                float *row = c->s + (size_t)t * n_keys;
-                float mx = -INFINITY;
-                for (int j = lo; j <= p; j++) {
-                    float s = softcap(row[j - klo] * scale, acap);
-                    row[j - klo] = s;
-                    if (s > mx) mx = s;
-                }
-                float sum = 0;
-                for (int j = lo; j <= p; j++) {
-                    float e = expf(row[j - klo] - mx);
-                    row[j - klo] = e;
-                    sum += e;
-                }
-                const float inv = 1.0f / sum;
-                for (int j = 0; j < n_keys; j++) {
-                    const int key = klo + j;
-                    row[j] = key >= lo && key <= p ? row[j] * inv : 0.0f;
-                }
+    for (int h = g * group; h < (g + 1) * group; h++) {
+        for (int t = 0; t < n; t++)
+            memcpy(sc->qh + (size_t)t * hd, c->q + (size_t)t * qd + (size_t)h * hd, sizeof(float) * (size_t)hd);
+        g2_matmul(&K, sc->qh, n, sc->s, nt); /* S [n][n_keys] */
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+        for (int t = 0; t < n; t++) {
+            const int p = p0 + t;
+            const int lo = local && p - W + 1 > klo ? p - W + 1 : klo; /* visible keys: lo..p */
+            float *row = sc->s + (size_t)t * n_keys;
+            float mx = -INFINITY;
+            for (int j = lo; j <= p; j++) {
+                float x = softcap(row[j - klo] * scale, acap);
+                row[j - klo] = x;
+                if (x > mx) mx = x;
             }
-            g2_matmul(&VT, c->s, n, c->oh, nt); /* O_h [n][hd] */
-            for (int t = 0; t < n; t++)
-                memcpy(c->att + (size_t)t * qd + (size_t)h * hd, c->oh + (size_t)t * hd, sizeof(float) * (size_t)hd);
+            float sum = 0;
+            for (int j = lo; j <= p; j++) {
+                float e = expf(row[j - klo] - mx);
+                row[j - klo] = e;
+                sum += e;
+            }
+            const float inv = 1.0f / sum;
+            for (int j = 0; j < n_keys; j++) {
+                const int key = klo + j;
+                row[j] = key >= lo && key <= p ? row[j] * inv : 0.0f;
+            }
         }
+        g2_matmul(&VT, sc->s, n, sc->oh, nt); /* O_h [n][hd] */
+        for (int t = 0; t < n; t++)
+            memcpy(c->att + (size_t)t * qd + (size_t)h * hd, sc->oh + (size_t)t * hd, sizeof(float) * (size_t)hd);
+    }
+}
+
+void g2_attention(gemma2_context *c, int l, int p0, int n) {
+    const int nkv = c->m->cfg.num_kv_heads, nt = c->n_threads;
+    /* With at least as many kv heads as threads, each thread takes whole kv heads (one fork per
+     * layer, no barriers inside); otherwise the kv heads go one by one, each step split. */
+    if (nkv >= nt && nt > 1) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+        for (int g = 0; g < nkv; g++) attend_kv_head(c, l, p0, n, g, &c->attn[omp_get_thread_num()], 1);
+    } else {
+        for (int g = 0; g < nkv; g++) attend_kv_head(c, l, p0, n, g, &c->attn[0], nt);
     }
 }

@@ -35,11 +35,15 @@ void gemma2_context_free(gemma2_context *c) {
     free(c->proj);
     free(c->gate);
     free(c->up);
-    free(c->kg);
-    free(c->vt);
-    free(c->s);
-    free(c->qh);
-    free(c->oh);
+    if (c->attn)
+        for (int i = 0; i < c->n_threads; i++) {
+            free(c->attn[i].kg);
+            free(c->attn[i].vt);
+            free(c->attn[i].s);
+            free(c->attn[i].qh);
+            free(c->attn[i].oh);
+        }
+    free(c->attn);
     free(c->logits);
     free(c);
 }
@@ -90,14 +94,19 @@ gemma2_status gemma2_context_create(const gemma2_model *m, const gemma2_context_
     c->proj = alloc_floats(U * d);
     c->gate = alloc_floats(U * ffn);
     c->up = alloc_floats(U * ffn);
-    c->kg = alloc_floats((size_t)n_ctx * (size_t)hd);
-    c->vt = alloc_floats((size_t)n_ctx * (size_t)hd);
-    c->s = alloc_floats(U * (size_t)n_ctx);
-    c->qh = alloc_floats(U * (size_t)hd);
-    c->oh = alloc_floats(U * (size_t)hd);
+    c->attn = calloc((size_t)c->n_threads, sizeof *c->attn);
+    for (int i = 0; c->attn && i < c->n_threads; i++) {
+        g2_attn_scratch *a = &c->attn[i];
+        a->kg = alloc_floats((size_t)n_ctx * (size_t)hd);
+        a->vt = alloc_floats((size_t)n_ctx * (size_t)hd);
+        a->s = alloc_floats(U * (size_t)n_ctx);
+        a->qh = alloc_floats(U * (size_t)hd);
+        a->oh = alloc_floats(U * (size_t)hd);
+        ok = ok && a->kg && a->vt && a->s && a->qh && a->oh;
+    }
     c->logits = alloc_floats((size_t)cfg->vocab_size);
     ok = ok && c->rope_cos && c->rope_sin && c->x && c->xn && c->q && c->k && c->v && c->att && c->proj &&
-         c->gate && c->up && c->kg && c->vt && c->s && c->qh && c->oh && c->logits;
+         c->gate && c->up && c->attn && c->logits;
     if (!ok) {
         gemma2_context_free(c);
         return g2_fail(err, GEMMA2_ERR_NOMEM, "out of memory for a context of %d positions (KV cache %.1f MB)", n_ctx,

@@ -7,6 +7,15 @@
 /* Tokens evaluated together at most; a longer batch is split into pieces of this size. */
 #define G2_UBATCH 512
 
+/* Scratch for the attention of one kv head (attention.c). */
+typedef struct {
+    float *kg; /* [n_ctx][head_dim]  keys gathered contiguous */
+    float *vt; /* [head_dim][n_ctx]  values, transposed */
+    float *s;  /* [U][n_ctx]         scores, then probabilities */
+    float *qh; /* [U][head_dim]      one head's queries */
+    float *oh; /* [U][head_dim]      one head's output */
+} g2_attn_scratch;
+
 struct gemma2_context {
     const gemma2_model *m;
     int n_ctx; /* positions the context can hold */
@@ -30,12 +39,7 @@ struct gemma2_context {
     float *proj;   /* [U][d]     output of o_proj / down_proj */
     float *gate;   /* [U][ffn] */
     float *up;     /* [U][ffn] */
-    /* attention scratch (attention.c), for one kv head at a time */
-    float *kg; /* [n_ctx][head_dim]  keys gathered contiguous */
-    float *vt; /* [head_dim][n_ctx]  values, transposed */
-    float *s;  /* [U][n_ctx]         scores, then probabilities */
-    float *qh; /* [U][head_dim]      one head's queries */
-    float *oh; /* [U][head_dim]      one head's output */
+    g2_attn_scratch *attn; /* [n_threads]: one per thread (attention.c) */
 
     float *logits; /* [vocab] logits after the last evaluated token */
     int has_logits;
