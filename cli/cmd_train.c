@@ -336,6 +336,12 @@ int g2_cmd_train(int argc, char **argv) {
             goto fail;
         }
     }
+    snprintf(path, sizeof path, "%s/latest", o.out);
+    if (!o.resume && access(path, F_OK) == 0) {
+        g2_fail(&err, GEMMA2_ERR_ARG, "%s already holds a run (%s): pass --resume to continue it, or another --out",
+                o.out, path);
+        goto fail;
+    }
     if (mkdir(o.out, 0755) && access(o.out, W_OK)) {
         g2_fail(&err, GEMMA2_ERR_ARG, "%s: cannot create the output folder", o.out);
         goto fail;

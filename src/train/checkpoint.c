@@ -143,6 +143,11 @@ void g2_checkpoint_prune(const char *out_dir, int keep) {
     int n = 0, cap = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
+        if (!strncmp(e->d_name, "latest.tmp.", 11) && strcmp(strrchr(e->d_name, '.'), mine)) {
+            snprintf(p, sizeof p, "%s/%s", out_dir, e->d_name); /* a killed update of `latest` */
+            unlink(p);
+            continue;
+        }
         if (strncmp(e->d_name, "step-", 5)) continue;
         snprintf(p, sizeof p, "%s/%s", out_dir, e->d_name);
         const char *tail = strrchr(e->d_name, '.');

@@ -80,19 +80,23 @@ check resume_same_weights "cmp -s '$T/full/step-00000006/model.safetensors' '$T/
 # ---- kill -9 during saves leaves `latest` on a complete checkpoint ----
 KSHAPE="--vocab 512 --hidden 128 --layers 1 --heads 2 --kv-heads 1 --head-dim 64 --ffn 128"
 mkshard "$T/kdata.bin" 3000 512 512
-killed_ok=1
-for i in 1 2 3 4; do
-    "$BIN" train --data "$T/kdata.bin" $KSHAPE --batch 1 --seq 8 --steps 100000 --save-every 1 --keep 2 -t 1 --out "$T/kill" >/dev/null 2>&1 &
+killed_ok=1 tmp_seen=0
+for i in 1 2 3 4 5; do
+    RES=""
+    [ -f "$T/kill/latest" ] && RES=--resume
+    "$BIN" train --data "$T/kdata.bin" $KSHAPE --batch 1 --seq 8 --steps 100000 --save-every 1 --keep 2 -t 1 $RES --out "$T/kill" >/dev/null 2>&1 &
     pid=$!
     sleep "0.$((RANDOM % 9 + 1))"; sleep 0.$i
     kill -9 $pid 2>/dev/null
     wait $pid 2>/dev/null
+    ls "$T/kill" | grep -q '\.tmp\.' && tmp_seen=$((tmp_seen + 1))
     if [ -f "$T/kill/latest" ]; then
         K=$T/kill/$(cat "$T/kill/latest")
         "$BIN" logits -m "$K" --ids 1,2,3 -o "$T/kl.f32" >/dev/null 2>&1 || killed_ok=0
         [ -f "$K/optimizer.safetensors" ] && [ -f "$K/trainer_state.json" ] || killed_ok=0
     fi
 done
+echo "# kill -9 landed during a save (a .tmp. left behind) in $tmp_seen of 5 tries"
 check kill_during_save_keeps_last_good "[ $killed_ok -eq 1 ] && [ -f '$T/kill/latest' ]"
 "$BIN" train --data "$T/kdata.bin" $KSHAPE --batch 1 --seq 8 --steps 100000 --stop-at 1 --resume -t 1 --out "$T/kill" >/dev/null 2>&1
 check resume_after_kill "[ \$? -eq 0 ]"
@@ -110,5 +114,7 @@ check bad_model_too_large "[ \$? -ne 0 ] && grep -q 'does not fit in memory' '$T
 check bad_resume_other_shape "[ \$? -ne 0 ] && grep -q 'another shape' '$T/e4'"
 "$BIN" train --data "$T/data" --steps 1 >"$T/e5" 2>&1
 check bad_usage_no_out "[ \$? -eq 2 ]"
+"$BIN" train $RUN --steps 6 --out "$T/full" >"$T/e6" 2>&1
+check bad_fresh_run_over_old_one "[ \$? -ne 0 ] && grep -q 'already holds a run' '$T/e6'"
 
 [ $fails -eq 0 ]
