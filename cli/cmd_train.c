@@ -120,6 +120,11 @@ static int parse(int argc, char **argv, opts *o) {
         usage(stderr);
         return 2;
     }
+    if (o->batch * o->seq > (1L << 24)) {
+        fprintf(stderr, "gemma2 train: --batch x --seq is %ld tokens; at most %ld per micro-batch (use --accum)\n",
+                o->batch * o->seq, 1L << 24);
+        return 2;
+    }
     if (o->init && o->config) {
         fprintf(stderr, "gemma2 train: --init and --config exclude each other\n");
         return 2;
