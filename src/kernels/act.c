@@ -15,7 +15,8 @@ void g2_act_layout(g2_act_kind kind, int64_t cols, g2_act *a) {
     case G2_ACT_BF16: a->stride = align64((size_t)cols * 2); break;
     case G2_ACT_Q8_32:
         a->off_d = align64((size_t)cols);
-        a->stride = align64(a->off_d + (size_t)(cols / 32) * 4);
+        a->off_s = align64(a->off_d + (size_t)(cols / 32) * 4);
+        a->stride = align64(a->off_s + (size_t)(cols / 32) * 2);
         break;
     case G2_ACT_Q8_256:
         a->off_d = align64((size_t)cols);
@@ -49,7 +50,13 @@ void g2_act_convert(g2_act_kind kind, const g2_act *a, const float *x, uint8_t *
     case G2_ACT_Q8_32: {
         int8_t *q = (int8_t *)dst;
         float *d = (float *)(dst + a->off_d);
-        for (int64_t b = 0; b < cols / 32; b++) d[b] = q8_block(x + 32 * b, 32, q + 32 * b);
+        int16_t *s = (int16_t *)(dst + a->off_s);
+        for (int64_t b = 0; b < cols / 32; b++) {
+            d[b] = q8_block(x + 32 * b, 32, q + 32 * b);
+            int sum = 0;
+            for (int j = 0; j < 32; j++) sum += q[32 * b + j];
+            s[b] = (int16_t)sum;
+        }
         break;
     }
     case G2_ACT_Q8_256: {

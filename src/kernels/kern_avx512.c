@@ -427,6 +427,7 @@ static void tile_q6_k(const uint8_t *w, size_t rb, int nr, const g2_act *a, int 
 }
 
 int g2_kernel_avx512(int type, int bf16_dot, g2_kernel *k) {
+    k->panel = NULL;
     k->mr = 4;
     k->nt = 4;
     switch (type) {
@@ -436,10 +437,12 @@ int g2_kernel_avx512(int type, int bf16_dot, g2_kernel *k) {
         k->tile = bf16_dot ? tile_bf16_dot : tile_bf16;
         return 1;
     case GEMMA2_TYPE_F16: k->act = G2_ACT_F32; k->tile = tile_f16; return 1;
-    case GEMMA2_TYPE_Q8_0: k->act = G2_ACT_Q8_32; k->tile = tile_q8_0; return 1;
-    case GEMMA2_TYPE_Q4_0: k->act = G2_ACT_Q8_32; k->tile = tile_q4_0; return 1;
-    case GEMMA2_TYPE_Q4_K: k->act = G2_ACT_Q8_256; k->tile = tile_q4_k; return 1;
-    case GEMMA2_TYPE_Q6_K: k->act = G2_ACT_Q8_256; k->tile = tile_q6_k; return 1;
+    case GEMMA2_TYPE_Q8_0: k->act = G2_ACT_Q8_32; k->tile = tile_q8_0; break;
+    case GEMMA2_TYPE_Q4_0: k->act = G2_ACT_Q8_32; k->tile = tile_q4_0; break;
+    case GEMMA2_TYPE_Q4_K: k->act = G2_ACT_Q8_256; k->tile = tile_q4_k; break;
+    case GEMMA2_TYPE_Q6_K: k->act = G2_ACT_Q8_256; k->tile = tile_q6_k; break;
     default: return 0;
     }
+    k->panel = g2_panel_avx512(type);
+    return 1;
 }

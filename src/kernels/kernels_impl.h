@@ -17,7 +17,7 @@ typedef enum {
     /* fp32 as given (F32, BF16, F16 weights: exact products, fp32 accumulation) */
     G2_ACT_F32,
     /* int8 per 32 elements with an fp32 scale (for Q8_0, Q4_0): per token
-     * int8 q[cols] | pad to 64 | float d[cols/32] */
+     * int8 q[cols] | pad to 64 | float d[cols/32] | pad | int16 sum[cols/32] (sums of q) */
     G2_ACT_Q8_32,
     /* int8 per 256 elements with an fp32 scale and the sums of each 16 (for Q4_K, Q6_K; ggml's
      * Q8_K): int8 q[cols] | pad | float d[cols/256] | pad | int16 bsum[cols/16] */
@@ -45,11 +45,29 @@ void g2_act_convert(g2_act_kind kind, const g2_act *a, const float *x, uint8_t *
 typedef void (*g2_tile_fn)(const uint8_t *w, size_t row_bytes, int nr, const g2_act *a, int t0, int nt, float *y,
                            size_t ldy);
 
+/* Prefill kernels on repacked weights (quantized types, AVX-512): a panel holds 16 rows with
+ * their values widened to bytes and interleaved 4 bytes per row, so that one vpdpbusd with a
+ * broadcast activation word gives 16 rows' partial dots in 16 lanes (no horizontal sums, one
+ * fp32 scale step per group of 16 rows x 1 token). Packed per call, per thread, a block of rows
+ * at a time; pays off when many tokens share the packing. */
+typedef struct {
+    size_t (*panel_bytes)(int64_t cols);
+    /* pack nr <= 16 rows (rows beyond nr are zero) */
+    void (*pack)(const uint8_t *w, size_t row_bytes, int nr, int64_t cols, uint8_t *panel);
+    /* y[t * ldy + r] for r < nr <= 16, t < nt <= nt_max */
+    void (*run)(const uint8_t *panel, int nr, const g2_act *a, int t0, int nt, float *y, size_t ldy);
+    int nt_max;
+} g2_panel_ops;
+
 typedef struct {
     g2_act_kind act;
     int mr, nt; /* the tile's maximum rows and tokens */
     g2_tile_fn tile;
+    const g2_panel_ops *panel; /* NULL: tiles only */
 } g2_kernel;
+
+/* The AVX-512 panel kernels for a quantized type; NULL for others. */
+const g2_panel_ops *g2_panel_avx512(int type);
 
 /* The kernel for `type` on one instruction set; 0 when that set has none for the type (the
  * dispatcher then uses the next lower set). `bf16_dot`: use vdpbf16ps for BF16 weights. */

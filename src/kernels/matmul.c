@@ -38,6 +38,38 @@ static void compute_rows(const g2_kernel *k, const g2_tensor *w, const g2_act *a
     }
 }
 
+/* Prefill on repacked panels (kernels_impl.h, g2_panel_ops): pack ~256 KiB of rows, then run
+ * every token over them. r0, r1: multiples of 16 (but r1 may be the matrix end). */
+static void compute_rows_panel(const g2_kernel *k, const g2_tensor *w, const g2_act *a, int n, float *y, int64_t r0,
+                               int64_t r1) {
+    const g2_panel_ops *p = k->panel;
+    const size_t pb = p->panel_bytes(w->cols), ldy = (size_t)w->rows;
+    int64_t per_block = (int64_t)(G2_ROW_BLOCK_BYTES / pb);
+    if (per_block < 1) per_block = 1;
+    uint8_t *buf = aligned_alloc(64, pb * (size_t)per_block);
+    if (!buf) abort();
+    for (int64_t b0 = r0; b0 < r1; b0 += 16 * per_block) {
+        const int64_t b1 = b0 + 16 * per_block < r1 ? b0 + 16 * per_block : r1;
+        const int npan = (int)((b1 - b0 + 15) / 16);
+        for (int i = 0; i < npan; i++) {
+            const int nr = (int)(b1 - b0 - 16 * i < 16 ? b1 - b0 - 16 * i : 16);
+            p->pack((const uint8_t *)w->data + (size_t)(b0 + 16 * i) * w->row_bytes, w->row_bytes, nr, w->cols,
+                    buf + (size_t)i * pb);
+        }
+        for (int t0 = 0; t0 < n; t0 += p->nt_max) {
+            const int nt = n - t0 < p->nt_max ? n - t0 : p->nt_max;
+            for (int i = 0; i < npan; i++) {
+                const int nr = (int)(b1 - b0 - 16 * i < 16 ? b1 - b0 - 16 * i : 16);
+                p->run(buf + (size_t)i * pb, nr, a, t0, nt, y + (size_t)t0 * ldy + b0 + 16 * i, ldy);
+            }
+        }
+    }
+    free(buf);
+}
+
+/* Packing a panel costs about as much as a few tokens' worth of products on it */
+#define G2_PANEL_MIN_TOKENS 16
+
 void g2_matmul_isa(g2_isa isa, const g2_tensor *w, const float *x, int n, float *y, int n_threads) {
     if (n <= 0 || w->rows <= 0) return;
     g2_kernel k;
@@ -56,7 +88,9 @@ void g2_matmul_isa(g2_isa isa, const g2_tensor *w, const float *x, int n, float 
         a.base = buf;
     }
     if (n_threads <= 0) n_threads = omp_get_max_threads();
-    const int64_t units = (w->rows + k.mr - 1) / k.mr; /* row tiles: the unit of work split */
+    const int use_panel = k.panel != NULL && n >= G2_PANEL_MIN_TOKENS;
+    const int unit = use_panel ? 16 : k.mr;
+    const int64_t units = (w->rows + unit - 1) / unit; /* row tiles: the unit of work split */
     if (n_threads > units) n_threads = (int)units;
 #pragma omp parallel num_threads(n_threads)
     {
@@ -66,9 +100,10 @@ void g2_matmul_isa(g2_isa isa, const g2_tensor *w, const float *x, int n, float 
         }
         /* contiguous, even shares of row tiles: each thread streams its own part of W */
         const int64_t nth = omp_get_num_threads(), id = omp_get_thread_num();
-        int64_t r0 = units * id / nth * k.mr, r1 = units * (id + 1) / nth * k.mr;
+        int64_t r0 = units * id / nth * unit, r1 = units * (id + 1) / nth * unit;
         if (r1 > w->rows) r1 = w->rows;
-        compute_rows(&k, w, &a, n, y, r0, r1);
+        if (use_panel) compute_rows_panel(&k, w, &a, n, y, r0, r1);
+        else compute_rows(&k, w, &a, n, y, r0, r1);
     }
     free(buf);
 }

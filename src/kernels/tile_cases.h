@@ -22,5 +22,6 @@
 /* The tile loops over rows/tokens/sub-blocks must be fully unrolled so that the accumulator
  * arrays live in registers; -O2 alone does not always do it. */
 #define G2_UNROLL _Pragma("GCC unroll 4")
+#define G2_UNROLL8 _Pragma("GCC unroll 8")
 
 #endif

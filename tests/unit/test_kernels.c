@@ -163,6 +163,8 @@ static int check_case(g2_isa isa, int type, int64_t rows, int64_t cols, int n, i
 static void test_matmul_all_paths(void) {
     static const struct { int64_t rows, cols; int n, threads; } shapes[] = {
         {1, 256, 1, 1}, {37, 512, 1, 2}, {37, 512, 7, 3}, {64, 2304, 1, 2}, {13, 768, 9, 2}, {5, 256, 4, 4},
+        /* >= 16 tokens: the repacked-panel prefill kernels (AVX-512), partial panels and blocks */
+        {37, 512, 20, 2}, {50, 768, 33, 3}, {16, 256, 16, 1}, {300, 1024, 17, 2},
     };
     for (int isa = G2_ISA_SCALAR; isa <= G2_ISA_AVX512; isa++) {
         if (!g2_isa_available((g2_isa)isa)) {
