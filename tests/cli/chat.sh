@@ -67,6 +67,13 @@ done
 grep -q "new conversation" "$D/chat.err" && ok "/reset acknowledged" || bad "/reset: $(cat "$D/chat.err")"
 grep -q "turns: 4" "$D/chat.err" && ok "/exit stops reading" || bad "/exit: $(cat "$D/chat.err")"
 
+# --system goes at the top of the first user turn, followed by a blank line (Gemma has no system role)
+printf 'Hi\n' | "$REL" chat -m $M -n 1 --temp 0 --system "Be brief." $T1 --dump-tokens "$D/sys.dump" > /dev/null 2>&1
+if "$PY" -c "
+l = [int(x) for x in open('$D/sys.dump').readline().split()]
+assert l[:4] == [2, 106, 1645, 108] and 109 in l and l[-5:] == [107, 108, 106, 2516, 108], l"; then ok "--system in the first user turn"
+else bad "--system: $(head -1 "$D/sys.dump")"; fi
+
 # A full context: told clearly, with /reset offered; /reset then works.
 printf 'Hello there\nWhat is 2+2? Please explain it step by step in detail.\n/reset\nHello there\n' > "$D/full.txt"
 "$REL" chat -m $M -n 6 --temp 0 --ctx 24 $T1 < "$D/full.txt" > "$D/full.out" 2> "$D/full.err"

@@ -89,7 +89,30 @@ if grep -q "prompt: 6 tokens" "$D/s1.err" && grep -q "generated: 40 tokens" "$D/
 if [ "$(head -c 9 "$D/echo.out")" = "2 17 250 " ] && [ "$(head -1 "$D/echo.dump")" = "2 17 250" ]; then ok "--echo and <bos> first"
 else bad "--echo: $(cat "$D/echo.out") / $(head -1 "$D/echo.dump")"; fi
 
-# 4. bad input
+# 4. text streaming on the real vocabulary: the streamed text (incremental, UTF-8-safe decoder)
+#    equals `gemma2 detokenize` of the same ids, and is valid UTF-8; --chat puts the template first
+if vocab_model tests/generated/vocab_model; then
+    VM=tests/generated/vocab_model/v.gguf
+    hot="--temp 3 --top-k 0 --top-p 1 --min-p 0 --seed 11 -n 200 --ignore-eos $T1"
+    # shellcheck disable=SC2086
+    "$REL" generate -m $VM -p "日本の首都は" $hot > "$D/u.txt" 2>/dev/null
+    # shellcheck disable=SC2086
+    "$REL" generate -m $VM -p "日本の首都は" $hot --output-ids > "$D/u.ids" 2>/dev/null
+    "$REL" detokenize -t $VM --file "$D/u.ids" > "$D/u.detok" 2>/dev/null
+    if "$PY" -c "
+import sys
+a = open('$D/u.txt', 'rb').read(); b = open('$D/u.detok', 'rb').read()
+a.decode('utf-8')
+assert a.rstrip(b'\n') == b.rstrip(b'\n'), (a[:80], b[:80])"; then ok "streamed text == detokenize of the ids, valid UTF-8"
+    else bad "streamed text differs from detokenize"; fi
+    "$REL" generate -m $VM -p "  Hi  " --chat -n 1 --temp 0 $T1 --dump-tokens "$D/chat.dump" > /dev/null 2>&1
+    if [ "$(head -1 "$D/chat.dump")" = "2 106 1645 108 2151 107 108 106 2516 108" ]; then ok "--chat: template ids, content trimmed"
+    else bad "--chat ids: $(head -1 "$D/chat.dump")"; fi
+else
+    bad "make_gguf --vocab-from"
+fi
+
+# 5. bad input
 expect_fail "missing model" "no-such-model" "$BIN" generate -m "$D/no-such-model" -p hi
 expect_fail "unreadable prompt file" "no-such-file" "$BIN" generate -m $M -f "$D/no-such-file"
 expect_fail "prompt longer than --ctx names both numbers" "6 tokens.*context of 4" "$BIN" generate -m $M --ids "$PROMPT" --ctx 4 --output-ids
