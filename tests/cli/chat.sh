@@ -74,6 +74,15 @@ l = [int(x) for x in open('$D/sys.dump').readline().split()]
 assert l[:4] == [2, 106, 1645, 108] and 109 in l and l[-5:] == [107, 108, 106, 2516, 108], l"; then ok "--system in the first user turn"
 else bad "--system: $(head -1 "$D/sys.dump")"; fi
 
+# Interactive (stdin a terminal, under script(1)): a banner and a "> " prompt per turn
+if command -v script > /dev/null; then
+    printf 'Hello there\n/exit\n' | timeout 60 script -qec "$REL chat -m $M -n 4 --temp 0 $T1" /dev/null > "$D/tty.out" 2>&1
+    if grep -q "/reset starts over" "$D/tty.out" && grep -q "^> " "$D/tty.out"; then ok "interactive: banner and prompt"
+    else bad "interactive: $(head -c 300 "$D/tty.out")"; fi
+else
+    skip "interactive chat: no script(1)"
+fi
+
 # A full context: told clearly, with /reset offered; /reset then works.
 printf 'Hello there\nWhat is 2+2? Please explain it step by step in detail.\n/reset\nHello there\n' > "$D/full.txt"
 "$REL" chat -m $M -n 6 --temp 0 --ctx 24 $T1 < "$D/full.txt" > "$D/full.out" 2> "$D/full.err"

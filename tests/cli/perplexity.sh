@@ -86,6 +86,13 @@ ref=$(reference 32 0 $M) || { bad "reference logits"; exit 1; }
 if compare x "$D/p1.out" "$ref" 2> "$D/cmp1.txt"; then ok "PPL == exp(mean CE) from gemma2 logits, error estimate ($ref)"
 else bad "PPL: $(cat "$D/p1.out") vs $ref: $(cat "$D/cmp1.txt")"; fi
 grep -q $'\r' "$D/p1.err" && bad "progress bar written to a pipe" || ok "no progress bar when not a terminal"
+if command -v script > /dev/null; then
+    script -qec "$BIN perplexity -m $M --ids-file $D/ids.txt --ctx 16 $T1" /dev/null > "$D/tty.out" 2>&1
+    if grep -q $'\r' "$D/tty.out" && grep -q "perplexity \[#" "$D/tty.out" && grep -q "Final estimate" "$D/tty.out"
+    then ok "progress bar on a terminal"; else bad "no progress bar under a pseudo-terminal: $(head -c 300 "$D/tty.out")"; fi
+else
+    skip "progress bar on a terminal: no script(1)"
+fi
 # 2. --stride
 ref=$(reference 32 8 $M) || { bad "reference logits (stride)"; exit 1; }
 "$BIN" perplexity -m $M --ids-file "$D/ids.txt" --ctx 32 --stride 8 $T1 > "$D/p2.out" 2>/dev/null
