@@ -220,7 +220,9 @@ int g2_cmd_generate(int argc, char **argv) {
             g.t_prompt > 0 ? n_prompt / g.t_prompt : 0.0);
     fprintf(stderr, "generated: %d tokens (stop: %s); decode: %ld evaluations, %.3f s (%.1f tok/s)\n", n_gen,
             g2_stop_name(stop, g.stop_id), g.n_decode, g.t_decode, g.t_decode > 0 ? g.n_decode / g.t_decode : 0.0);
-    if (sa.so.temperature > 0) fprintf(stderr, "seed: %llu\n", (unsigned long long)sa.so.seed);
+    fprintf(stderr, "sampling: %.3f ms per token", g.n_sample ? 1e3 * g.t_sample / (double)g.n_sample : 0.0);
+    if (sa.so.temperature > 0) fprintf(stderr, "; seed: %llu", (unsigned long long)sa.so.seed);
+    fputc('\n', stderr);
     rc = 0;
     goto done;
 oom:

@@ -145,7 +145,9 @@ g2_stop g2_gen_run(g2_gen *g, int max_new, int *n_gen, gemma2_error *err) {
             err->status = GEMMA2_ERR_ARG;
             return G2_STOP_ERROR;
         }
+        double t0 = g2_now();
         int32_t id = gemma2_sampler_sample(g->sampler, logits);
+        g->t_sample += g2_now() - t0, g->n_sample++;
         if (is_stop(g, id)) {
             g->stop_id = id;
             return G2_STOP_EOG;

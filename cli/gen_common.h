@@ -41,8 +41,8 @@ typedef struct {
     int32_t pending;  /* a generated id not evaluated yet (the last one), or -1 */
     int32_t stop_id;  /* the end-of-generation id that ended the last run */
     int ids_written;  /* for spacing in id output */
-    double t_prompt, t_decode;
-    long n_prompt, n_decode;
+    double t_prompt, t_decode, t_sample; /* seconds in the model (prompt, decode) and the sampler */
+    long n_prompt, n_decode, n_sample;
     gemma2_text_buf text;
 } g2_gen;
 

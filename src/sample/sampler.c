@@ -1,10 +1,13 @@
 /* sampler.c - the token sampler of gemma2_sample.h: repetition penalty, greedy, top-k, top-p,
  * min-p, temperature, one seeded draw.
  *
- * Cost: a row of the real vocabulary is 256,000 logits, so nothing here sorts the whole row
- * unless it must. top-k is a quickselect (O(V)); top-p sorts a growing prefix (the nucleus is
- * usually a few hundred ids at most); min-p is a threshold on the logit (p_i >= min_p * p_max
- * is logit_i >= max + log(min_p)), which needs no softmax. */
+ * Cost: a row of the real vocabulary is 256,000 logits, so nothing here sorts the whole row.
+ * top-k keeps a small heap (one comparison for most ids) or, for large k, a quickselect; top-p
+ * without top-k is a quickselect on probability mass (O(V) however large the nucleus, which
+ * for a flat distribution can be most of the vocabulary); min-p is a threshold on the logit
+ * (p_i >= min_p * p_max is logit_i >= max + log(min_p)). Top-p and min-p each keep a prefix of
+ * the sorted order, the top-p one measured on the whole distribution, so applying min-p first
+ * (to shrink the work) keeps the same set. */
 #include "gemma2_sample.h"
 
 #include <math.h>
@@ -16,6 +19,7 @@
 
 typedef struct {
     float logit;
+    float w; /* exp(logit - max): the temperature-1 weight, for top-p */
     int32_t id;
 } g2_cand;
 
@@ -144,10 +148,71 @@ static void select_first(g2_cand *c, int n, int k) {
     }
 }
 
+/* The heap for top-k: c[0] is the worst of the k kept (a min-heap in cand_before order). */
+static void heap_sift_down(g2_cand *c, int k, int i) {
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, w = i;
+        if (l < k && cand_before(&c[w], &c[l])) w = l;
+        if (r < k && cand_before(&c[w], &c[r])) w = r;
+        if (w == i) return;
+        cand_swap(&c[i], &c[w]);
+        i = w;
+    }
+}
+
+/* Moves the k first (in cand_before order) of c[0..n) to c[0..k), unsorted. A heap for small k:
+ * most ids cost one comparison with the heap's worst; a quickselect otherwise. */
+static void take_first(g2_cand *c, int n, int k) {
+    if (k >= n) return;
+    if (k > 1024) {
+        select_first(c, n, k);
+        return;
+    }
+    for (int i = k / 2 - 1; i >= 0; i--) heap_sift_down(c, k, i);
+    for (int i = k; i < n; i++)
+        if (cand_before(&c[i], &c[0])) {
+            cand_swap(&c[i], &c[0]);
+            heap_sift_down(c, k, 0);
+        }
+}
+
 /* Sorts the first k of c[0..n) (k <= n). */
 static void sort_first(g2_cand *c, int n, int k) {
-    if (k < n) select_first(c, n, k);
+    take_first(c, n, k);
     qsort(c, (size_t)k, sizeof *c, cand_cmp);
+}
+
+/* Rearranges c[0..n) so that c[0..k) is the smallest set of first candidates whose weights w sum
+ * to at least `need`, and returns k (n when rounding leaves even all of them short). A
+ * quickselect that keeps the mass of what is known to be in: expected O(n). */
+static int select_mass(g2_cand *c, int n, double need) {
+    int lo = 0, hi = n;
+    double kept = 0; /* the mass of c[0..lo), all in the set */
+    while (hi - lo > 1) {
+        int mid = lo + (hi - lo) / 2, last = hi - 1;
+        if (cand_before(&c[mid], &c[lo])) cand_swap(&c[mid], &c[lo]);
+        if (cand_before(&c[last], &c[lo])) cand_swap(&c[last], &c[lo]);
+        if (cand_before(&c[last], &c[mid])) cand_swap(&c[last], &c[mid]);
+        cand_swap(&c[mid], &c[last]);
+        g2_cand pivot = c[last];
+        int store = lo;
+        double before = 0;
+        for (int i = lo; i < last; i++)
+            if (cand_before(&c[i], &pivot)) {
+                before += c[i].w;
+                cand_swap(&c[i], &c[store++]);
+            }
+        cand_swap(&c[store], &c[last]);
+        if (kept + before >= need) {
+            hi = store; /* the set ends inside the better part */
+        } else if (kept + before + c[store].w >= need) {
+            return store + 1;
+        } else {
+            kept += before + c[store].w;
+            lo = store + 1;
+        }
+    }
+    return hi;
 }
 
 /* ---- the filter chain ------------------------------------------------------------------- */
@@ -198,45 +263,35 @@ static int run_chain(gemma2_sampler *s, const float *logits, double *total, int 
         sort_first(c, n, s->opt.top_k);
         n = n_sorted = s->opt.top_k;
     }
-    if (s->opt.top_p < 1.0f) {
-        double z = 0;
-        for (int i = 0; i < n; i++) z += exp((double)c[i].logit - mx);
-        const double need = (double)s->opt.top_p * z;
-        /* Sort a prefix big enough to hold the nucleus, growing it when it does not. */
-        int k = n_sorted ? n_sorted : (n < 256 ? n : 256);
-        for (;;) {
-            if (k > n_sorted) {
-                sort_first(c, n, k);
-                n_sorted = k;
-            }
-            double cum = 0;
-            int keep = 0;
-            for (int i = 0; i < k; i++) {
-                cum += exp((double)c[i].logit - mx);
-                if (cum >= need) {
-                    keep = i + 1;
-                    break;
-                }
-            }
-            if (keep) {
-                n = keep;
-                break;
-            }
-            if (k == n) break; /* rounding left the sum a hair short of p * z: keep them all */
-            k = k > n / 8 ? n : k * 8;
-        }
-    }
+    double z = 0;
+    if (s->opt.top_p < 1.0f)
+        for (int i = 0; i < n; i++) z += (c[i].w = (float)exp((double)c[i].logit - mx));
     if (s->opt.min_p > 0) {
         const float thr = mx + logf(s->opt.min_p);
-        if (n_sorted >= n) {
+        if (n_sorted) {
             int keep = 1;
             while (keep < n && c[keep].logit >= thr) keep++;
-            n = keep;
+            n = n_sorted = keep;
         } else {
             int w = 0;
             for (int i = 0; i < n; i++)
                 if (c[i].logit >= thr) c[w++] = c[i];
             n = w; /* >= 1: the best candidate passes any threshold max + log(p), p <= 1 */
+        }
+    }
+    if (s->opt.top_p < 1.0f) {
+        const double need = (double)s->opt.top_p * z;
+        if (n_sorted) {
+            double cum = 0;
+            int keep = n; /* rounding can leave the sum a hair short of p * z: then keep them all */
+            for (int i = 0; i < n; i++)
+                if ((cum += c[i].w) >= need) {
+                    keep = i + 1;
+                    break;
+                }
+            n = n_sorted = keep;
+        } else {
+            n = select_mass(c, n, need);
         }
     }
     const double inv_t = 1.0 / s->opt.temperature;

@@ -274,7 +274,8 @@ static void test_repetition_penalty(void) {
     gemma2_sampler_free(s);
 }
 
-/* The real vocabulary size, no top-k: top-p must find the nucleus by growing its sorted prefix.
+/* The real vocabulary size: top-p without top-k selects the nucleus by mass (no sort), top-k by a
+ * heap (small k) or a quickselect (large k).
  * Few draws (each one reads 256k logits, slow under the sanitizers): the exact distribution
  * check is the point here. */
 static void test_big_vocab_top_p(void) {
@@ -286,6 +287,11 @@ static void test_big_vocab_top_p(void) {
     check_frequencies(l, V, o, NULL, 0, 100, "256k vocab, top-p 0.9");
     o.top_p = 0.3f, o.min_p = 0.001f;
     check_frequencies(l, V, o, NULL, 0, 100, "256k vocab, top-p 0.3, min-p 0.001");
+    o = plain(0.9f);
+    o.top_k = 500; /* the heap */
+    check_frequencies(l, V, o, NULL, 0, 100, "256k vocab, top-k 500");
+    o.top_k = 3000, o.top_p = 0.5f; /* the quickselect, then the sorted top-p walk */
+    check_frequencies(l, V, o, NULL, 0, 100, "256k vocab, top-k 3000, top-p 0.5");
     free(l);
 }
 
