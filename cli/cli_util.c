@@ -74,6 +74,13 @@ const char *g2_cli_value(int argc, char **argv, int *i, const char *cmd) {
     return argv[++*i];
 }
 
+int g2_cli_parse_load_mode(const char *s, gemma2_load_mode *out) {
+    if (!strcmp(s, "mmap")) *out = GEMMA2_LOAD_MMAP;
+    else if (!strcmp(s, "read")) *out = GEMMA2_LOAD_READ;
+    else return 0;
+    return 1;
+}
+
 gemma2_model *g2_cli_open_model(const char *cmd, const char *path, int n_threads) {
     gemma2_model_options mo = gemma2_model_default_options();
     mo.n_threads = n_threads;

@@ -19,6 +19,9 @@ int g2_cli_parse_ids(const char *text, const char *what, int32_t **ids);
 /* Reads the value of option argv[*i] (advancing *i); prints an error and returns NULL if missing. */
 const char *g2_cli_value(int argc, char **argv, int *i, const char *cmd);
 
+/* "mmap" or "read" (gemma2_load_mode). 1 on success. */
+int g2_cli_parse_load_mode(const char *s, gemma2_load_mode *out);
+
 /* Opens a model, printing "gemma2 CMD: message" on failure. */
 gemma2_model *g2_cli_open_model(const char *cmd, const char *path, int n_threads);
 

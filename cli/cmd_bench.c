@@ -27,7 +27,9 @@ static void usage(FILE *f) {
             "  -r, --reps R        timed repetitions per test (default 3)\n"
             "  --ctx N             context size (default: prompt, or depth + gen, whichever is larger)\n"
             "  --seed S            seed of the pseudo-random token ids (default 1)\n"
-            "  --no-warmup         skip the untimed warm-up run\n");
+            "  --no-warmup         skip the untimed warm-up run\n"
+            "  --load-mode MODE    mmap: map the file (default); read: copy the weights into memory on\n"
+            "                      huge pages (as llama-bench --load-mode none)\n");
 }
 
 static double now_s(void) {
@@ -133,6 +135,7 @@ int g2_cmd_bench(int argc, char **argv) {
     const char *path = NULL, *v;
     long pp = 512, tg = 128, depth = 0, threads = 0, reps = 3, n_ctx = 0, seed = 1;
     int warmup = 1;
+    gemma2_load_mode load_mode = GEMMA2_LOAD_MMAP;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         long *dst = NULL, lo = 0;
@@ -144,6 +147,13 @@ int g2_cmd_bench(int argc, char **argv) {
             continue;
         } else if (!strcmp(a, "--no-warmup")) {
             warmup = 0;
+            continue;
+        } else if (!strcmp(a, "--load-mode")) {
+            if (!(v = g2_cli_value(argc, argv, &i, "bench"))) return 2;
+            if (!g2_cli_parse_load_mode(v, &load_mode)) {
+                fprintf(stderr, "gemma2 bench: --load-mode must be mmap or read, got '%s'\n", v);
+                return 2;
+            }
             continue;
         } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
             dst = &pp;
@@ -175,8 +185,17 @@ int g2_cmd_bench(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    gemma2_model *m = g2_cli_open_model("bench", path, (int)threads);
-    if (!m) return 1;
+    gemma2_model_options mo = gemma2_model_default_options();
+    mo.n_threads = (int)threads;
+    mo.load_mode = load_mode;
+    gemma2_model *m;
+    gemma2_error err;
+    double t_load = now_s();
+    if (gemma2_model_open(path, &mo, &m, &err)) {
+        fprintf(stderr, "gemma2 bench: %s\n", err.msg);
+        return 1;
+    }
+    t_load = now_s() - t_load;
     const gemma2_config *cfg = gemma2_model_config(m);
     long need = pp > depth + tg ? pp : depth + tg;
     if (!n_ctx) n_ctx = need;
@@ -194,8 +213,10 @@ int g2_cmd_bench(int argc, char **argv) {
     make_ids(ids, (int)need, cfg->vocab_size, (uint64_t)seed);
     gemma2_model_stats st;
     gemma2_model_get_stats(m, &st);
-    printf("# gemma2 %s model=%s params=%lld model_bytes=%zu file_bytes=%zu ctx=%ld kv_bytes=%zu kv_bytes_no_ring=%zu\n",
-           GEMMA2_VERSION, path, (long long)st.n_params, st.weight_bytes, st.file_bytes, n_ctx,
+    printf("# gemma2 %s model=%s params=%lld model_bytes=%zu file_bytes=%zu load=%s load_s=%.2f ctx=%ld kv_bytes=%zu "
+           "kv_bytes_no_ring=%zu\n",
+           GEMMA2_VERSION, path, (long long)st.n_params, st.weight_bytes, st.file_bytes,
+           load_mode == GEMMA2_LOAD_READ ? "read" : "mmap", t_load, n_ctx,
            gemma2_kv_cache_bytes(cfg, (int)n_ctx),
            gemma2_kv_cache_bytes(&(gemma2_config){.num_layers = cfg->num_layers, .num_kv_heads = cfg->num_kv_heads,
                                                   .head_dim = cfg->head_dim, .sliding_window = (int)n_ctx},

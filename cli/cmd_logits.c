@@ -18,13 +18,15 @@ static void usage(FILE *f) {
             "  -o, --out FILE      output: float32 [n_tokens][vocab], row i = logits after token i (required)\n"
             "  --decode            evaluate one token at a time through the KV cache (default: one batch)\n"
             "  --ctx N             context size (default: the number of tokens)\n"
-            "  -t, --threads N     threads (default: all cores)\n");
+            "  -t, --threads N     threads (default: all cores)\n"
+            "  --load-mode MODE    mmap (default) or read: copy the weights into memory on huge pages\n");
 }
 
 int g2_cmd_logits(int argc, char **argv) {
     const char *model = NULL, *ids_arg = NULL, *ids_file = NULL, *out = NULL, *v;
     long n_ctx = 0, threads = 0;
     int decode = 0;
+    gemma2_model_options mo = gemma2_model_default_options();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -40,6 +42,12 @@ int g2_cmd_logits(int argc, char **argv) {
             if (!(out = g2_cli_value(argc, argv, &i, "logits"))) return 2;
         } else if (!strcmp(a, "--decode")) {
             decode = 1;
+        } else if (!strcmp(a, "--load-mode")) {
+            if (!(v = g2_cli_value(argc, argv, &i, "logits"))) return 2;
+            if (!g2_cli_parse_load_mode(v, &mo.load_mode)) {
+                fprintf(stderr, "gemma2 logits: --load-mode must be mmap or read, got '%s'\n", v);
+                return 2;
+            }
         } else if (!strcmp(a, "--ctx") || !strcmp(a, "-t") || !strcmp(a, "--threads")) {
             int is_ctx = !strcmp(a, "--ctx");
             if (!(v = g2_cli_value(argc, argv, &i, "logits"))) return 2;
@@ -77,8 +85,12 @@ int g2_cmd_logits(int argc, char **argv) {
     int rc = 1;
     float *logits = NULL;
     gemma2_context *ctx = NULL;
-    gemma2_model *m = g2_cli_open_model("logits", model, (int)threads);
-    if (!m) goto done;
+    gemma2_model *m = NULL;
+    mo.n_threads = (int)threads;
+    if (gemma2_model_open(model, &mo, &m, &err)) {
+        fprintf(stderr, "gemma2 logits: %s\n", err.msg);
+        goto done;
+    }
     const int V = gemma2_model_config(m)->vocab_size;
     gemma2_context_options co = gemma2_context_default_options();
     co.n_ctx = n_ctx ? (int)n_ctx : n;

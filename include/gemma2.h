@@ -97,8 +97,15 @@ typedef struct {
 /* Where a model came from. */
 typedef enum { GEMMA2_FORMAT_HF = 1, GEMMA2_FORMAT_GGUF = 2 } gemma2_format;
 
+/* How the weights are held. MMAP maps the files (pages come from the page cache, 4 KiB each,
+ * shared with other processes and dropped under memory pressure); READ copies them into this
+ * process's memory on transparent huge pages (as llama.cpp's --no-mmap): slower to open,
+ * faster and steadier to decode. Either way the weights take their file size once. */
+typedef enum { GEMMA2_LOAD_MMAP = 0, GEMMA2_LOAD_READ = 1 } gemma2_load_mode;
+
 typedef struct {
-    int n_threads; /* 0 = all cores (OpenMP's default) */
+    int n_threads;              /* 0 = all cores (OpenMP's default) */
+    gemma2_load_mode load_mode; /* default GEMMA2_LOAD_MMAP */
 } gemma2_model_options;
 
 typedef struct gemma2_model gemma2_model;

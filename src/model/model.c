@@ -36,6 +36,11 @@ gemma2_status gemma2_model_open(const char *path, const gemma2_model_options *op
     if (!m) return g2_fail(err, GEMMA2_ERR_NOMEM, "out of memory");
     m->n_threads = opt ? opt->n_threads : 0;
     gemma2_status s = g2_is_dir(path) ? open_hf(m, path, err) : open_gguf(m, path, err);
+    if (!s && opt && opt->load_mode == GEMMA2_LOAD_READ) {
+        if (m->format == GEMMA2_FORMAT_GGUF) s = g2_mapped_file_to_memory(&m->gguf.file, err);
+        for (int i = 0; !s && m->format == GEMMA2_FORMAT_HF && i < m->hf.n_shards; i++)
+            s = g2_mapped_file_to_memory(&m->hf.shards[i].file, err);
+    }
     if (!s) s = g2_model_bind_weights(m, err);
     if (s) {
         gemma2_model_close(m);

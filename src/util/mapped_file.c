@@ -13,6 +13,53 @@
 
 #include "util/error.h"
 
+#define HUGE_PAGE ((size_t)2 << 20)
+
+/* Reserves `size` bytes of address space starting on a 2 MiB boundary (so that the range can
+ * later hold transparent huge pages); MAP_FAILED on failure. */
+static void *reserve_aligned(size_t size) {
+    uint8_t *r = mmap(NULL, size + HUGE_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r == MAP_FAILED) return MAP_FAILED;
+    uint8_t *a = (uint8_t *)(((uintptr_t)r + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+    if (a > r) munmap(r, (size_t)(a - r));
+    size_t tail = (size_t)(r + size + HUGE_PAGE - (a + size));
+    if (tail) munmap(a + size, tail);
+    return a;
+}
+
+/* The file mapped read-only at a 2 MiB-aligned address (see g2_mapped_file_to_memory). */
+static void *map_aligned(int fd, size_t size) {
+    void *a = reserve_aligned(size);
+    if (a == MAP_FAILED) return MAP_FAILED;
+    void *p = mmap(a, size, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
+    if (p == MAP_FAILED) munmap(a, size);
+    return p;
+}
+
+gemma2_status g2_mapped_file_to_memory(g2_mapped_file *f, gemma2_error *err) {
+    if (!f->data || f->size < HUGE_PAGE) return GEMMA2_OK; /* small files: not worth it */
+    uint8_t *a = reserve_aligned(f->size);
+    if (a == MAP_FAILED) return g2_fail(err, GEMMA2_ERR_NOMEM, "%s: cannot reserve %zu bytes", f->path, f->size);
+    if (mmap(a, f->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {
+        munmap(a, f->size);
+        return g2_fail(err, GEMMA2_ERR_NOMEM, "%s: out of memory for %zu bytes", f->path, f->size);
+    }
+    madvise(a, f->size, MADV_HUGEPAGE); /* a hint: without huge pages it still works */
+    /* copy in parallel: the first touch of anonymous memory is what costs */
+#pragma omp parallel for schedule(static)
+    for (size_t off = 0; off < f->size; off += HUGE_PAGE) {
+        size_t n = f->size - off < HUGE_PAGE ? f->size - off : HUGE_PAGE;
+        memcpy(a + off, f->data + off, n);
+    }
+    mprotect(a, f->size, PROT_READ);
+    /* move the copy over the file mapping: every pointer into the file stays valid */
+    if (mremap(a, f->size, f->size, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)f->data) == MAP_FAILED) {
+        munmap(a, f->size);
+        return g2_fail(err, GEMMA2_ERR_NOMEM, "%s: cannot move the weights into memory: %s", f->path, strerror(errno));
+    }
+    return GEMMA2_OK;
+}
+
 gemma2_status g2_map_file(const char *path, g2_mapped_file *out, gemma2_error *err) {
     memset(out, 0, sizeof *out);
     int fd = open(path, O_RDONLY);
@@ -24,7 +71,7 @@ gemma2_status g2_map_file(const char *path, g2_mapped_file *out, gemma2_error *e
     }
     out->size = (size_t)st.st_size;
     if (out->size > 0) {
-        void *p = mmap(NULL, out->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        void *p = map_aligned(fd, out->size);
         if (p == MAP_FAILED) {
             close(fd);
             return g2_fail(err, GEMMA2_ERR_IO, "%s: cannot map: %s", path, strerror(errno));

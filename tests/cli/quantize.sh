@@ -49,6 +49,10 @@ for t in q8_0:Q8_0 q4_0:Q4_0 q4_k_m:Q4_K_M q6_k:Q6_K bf16:BF16 f16:F16; do
     fi
 done
 
+# weights copied into memory (--load-mode read) give the same logits bit for bit
+"$SAN" logits -m "$D/ours-q8_0.gguf" --ids-file "$D/ids.txt" -o "$D/read-q8_0.f32" --load-mode read && \
+    cmp -s "$D/read-q8_0.f32" "$D/ours-q8_0.f32" && ok "load-mode read == mmap" || bad "load-mode read differs"
+
 # an HF directory gives the same file contents as its GGUF conversion
 "$BIN" quantize "$D/m_hf" "$D/hf-q8_0.gguf" --type q8_0 -q && \
     "$PY" tests/cli/gguf_tool.py compare "$D/hf-q8_0.gguf" "$D/ours-q8_0.gguf" > "$D/cmp-hf.txt" \
