@@ -14,6 +14,7 @@
 #include "model/config.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
+#include "train/distill_train.h"
 #include "train/graph.h"
 #include "train/optim.h"
 #include "train/plot.h"
@@ -37,14 +38,19 @@ static void usage(FILE *f) {
             "  --eval-every N (0: at the end)  --eval-batches N (4)  --save-every N (0: at the end)\n"
             "  --out DIR  --seed N (1)  -t, --threads N  --tokenizer FILE (copied into checkpoints)\n"
             "  --keep N (3)          complete checkpoints kept (0: all)\n"
-            "  --stop-at N           stop after step N as if interrupted (tests of --resume)\n");
+            "  --stop-at N           stop after step N as if interrupted (tests of --resume)\n"
+            "distillation (docs/distillation.md):\n"
+            "  --distill CACHE       learn from a teacher's stored samples (gemma2 distill cache; same data, --seq)\n"
+            "  --teacher DIR         learn from a teacher run on the fly: its whole distribution, or\n"
+            "  --teacher-topk K      its top K renormalised\n"
+            "  --distill-alpha X (0) weight of the one-hot next-token loss mixed in\n");
 }
 
 typedef struct {
-    const char *data, *out, *init, *config, *tokenizer;
+    const char *data, *out, *init, *config, *tokenizer, *distill, *teacher;
     long steps, batch, seq, accum, warmup, eval_every, eval_batches, save_every, threads, stop_at, keep;
-    long vocab, hidden, layers, heads, kv_heads, head_dim, ffn, window;
-    double lr, min_lr_frac, wd, beta1, beta2, eps, clip;
+    long vocab, hidden, layers, heads, kv_heads, head_dim, ffn, window, teacher_topk;
+    double lr, min_lr_frac, wd, beta1, beta2, eps, clip, distill_alpha;
     long seed;
     int resume;
 } opts;
@@ -65,18 +71,19 @@ static int parse(int argc, char **argv, opts *o) {
                 {"--hidden", &o->hidden, 1, 65536},      {"--layers", &o->layers, 1, 1024},
                 {"--heads", &o->heads, 1, 1024},         {"--kv-heads", &o->kv_heads, 1, 1024},
                 {"--head-dim", &o->head_dim, 2, 65536},  {"--ffn", &o->ffn, 1, 1 << 20},
-                {"--window", &o->window, 1, 1 << 24},    {"--seed", &o->seed, 0, (1L << 53) - 1}};
+                {"--window", &o->window, 1, 1 << 24},    {"--seed", &o->seed, 0, (1L << 53) - 1},
+                {"--teacher-topk", &o->teacher_topk, 1, 1 << 24}};
     struct {
         const char *name;
         double *v;
     } fls[] = {{"--lr", &o->lr},       {"--min-lr-frac", &o->min_lr_frac}, {"--weight-decay", &o->wd},
                {"--beta1", &o->beta1}, {"--beta2", &o->beta2},             {"--eps", &o->eps},
-               {"--clip", &o->clip}};
+               {"--clip", &o->clip},   {"--distill-alpha", &o->distill_alpha}};
     struct {
         const char *name;
         const char **v;
     } strs[] = {{"--data", &o->data}, {"--out", &o->out}, {"--init", &o->init}, {"--config", &o->config},
-                {"--tokenizer", &o->tokenizer}};
+                {"--tokenizer", &o->tokenizer}, {"--distill", &o->distill}, {"--teacher", &o->teacher}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int done = 0;
@@ -123,6 +130,11 @@ static int parse(int argc, char **argv, opts *o) {
     if (o->batch * o->seq > (1L << 24)) {
         fprintf(stderr, "gemma2 train: --batch x --seq is %ld tokens; at most %ld per micro-batch (use --accum)\n",
                 o->batch * o->seq, 1L << 24);
+        return 2;
+    }
+    if ((o->distill && o->teacher) || o->distill_alpha > 1 || (o->teacher_topk && !o->teacher)) {
+        fprintf(stderr, "gemma2 train: --distill and --teacher exclude each other; --teacher-topk needs --teacher; "
+                        "--distill-alpha is in [0, 1]\n");
         return 2;
     }
     if (o->init && o->config) {
@@ -224,6 +236,7 @@ int g2_cmd_train(int argc, char **argv) {
     g2_tmodel m = {0};
     g2_acts a = {0};
     g2_shard train = {0}, val = {0};
+    g2_distill_src dsrc = {0};
     float *mom = NULL, *vel = NULL;
     int32_t *ids = NULL, *tg = NULL;
     FILE *csv = NULL;
@@ -324,6 +337,12 @@ int g2_cmd_train(int argc, char **argv) {
         if (access(tok_path, R_OK) == 0) o.tokenizer = tok_path;
     }
     if (g2_acts_create(&a, c, (int)o.batch, (int)o.seq, nt, &err)) goto fail;
+    if (o.distill && g2_distill_open_cache(&dsrc, o.distill, c, &train, o.tokenizer, (int)o.batch, (int)o.seq,
+                                           (float)o.distill_alpha, &err))
+        goto fail;
+    if (o.teacher && g2_distill_open_teacher(&dsrc, o.teacher, c, (int)o.batch, (int)o.seq, nt,
+                                             (int)o.teacher_topk, (float)o.distill_alpha, &err))
+        goto fail;
     mom = calloc(m.n_params, sizeof(float));
     vel = calloc(m.n_params, sizeof(float));
     ids = malloc(sizeof(int32_t) * (size_t)(o.batch * o.seq));
@@ -376,11 +395,18 @@ int g2_cmd_train(int argc, char **argv) {
             /* the batch depends only on (seed, step, k): a resumed run sees the same data */
             g2_rng r;
             g2_rng_seed(&r, seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(step * o.accum + k + 1)));
-            g2_shard_sample(&train, &r, (int)o.batch, (int)o.seq, ids, tg);
+            if (dsrc.mode == G2_DISTILL_CACHE) {
+                if (g2_distill_cache_batch(&dsrc, &train, &r, ids, tg, &err)) goto fail;
+            } else {
+                g2_shard_sample(&train, &r, (int)o.batch, (int)o.seq, ids, tg);
+            }
+            if (dsrc.mode == G2_DISTILL_TEACHER) g2_distill_teacher_batch(&dsrc, ids, tg);
+            a.soft = dsrc.mode ? &dsrc.st : NULL; /* validation below stays next-token loss */
             int cnt;
             loss_sum += g2_train_forward(&m, &a, ids, tg, &cnt);
             cnt_sum += cnt;
             g2_train_backward(&m, &a, 1.0f / (float)(cnt * o.accum));
+            a.soft = NULL;
         }
         const double loss = loss_sum / (double)cnt_sum;
         const double norm = g2_clip_grad_norm(m.grads, m.n_params, (float)o.clip, nt);
@@ -428,6 +454,7 @@ done:
     if (csv) fclose(csv);
     free(mom), free(vel), free(ids), free(tg);
     g2_acts_free(&a);
+    g2_distill_close(&dsrc);
     g2_shard_free(&train);
     g2_shard_free(&val);
     g2_tmodel_free(&m);

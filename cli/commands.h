@@ -17,5 +17,6 @@ int g2_cmd_data(int argc, char **argv);
 int g2_cmd_generate(int argc, char **argv);
 int g2_cmd_chat(int argc, char **argv);
 int g2_cmd_perplexity(int argc, char **argv);
+int g2_cmd_distill(int argc, char **argv);
 
 #endif

@@ -23,6 +23,7 @@ static const struct {
     {"generate", g2_cmd_generate, "continue a prompt, streaming the text (greedy or sampled)"},
     {"chat", g2_cmd_chat, "interactive multi-turn chat in the Gemma template (works with piped stdin)"},
     {"perplexity", g2_cmd_perplexity, "perplexity of a text as llama.cpp computes it; KL divergence vs saved logits"},
+    {"distill", g2_cmd_distill, "distillation: `distill cache` stores sampled teacher targets for train --distill"},
 };
 #define N_COMMANDS (sizeof k_commands / sizeof k_commands[0])
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "train/distill.h"
 #include "train/ops.h"
 #include "util/error.h"
 
@@ -150,7 +151,10 @@ double g2_train_forward(const g2_tmodel *m, g2_acts *a, const int32_t *ids, cons
     const float *xl = a->resid + (size_t)c->num_layers * N * d;
     g2_rmsnorm_forward(a->lnf, a->rstdf, xl, P + m->final_norm, N, d, eps, nt);
     g2_matmul_forward(a->logits, a->lnf, P + m->embed, N, d, V, nt); /* the tied head */
-    g2_xent_forward(a->logits, a->losses, a->lse, targets, N, V, c->final_logit_softcap, nt);
+    if (a->soft)
+        g2_soft_xent_forward(a->logits, a->losses, a->lse, targets, a->soft, N, V, c->final_logit_softcap, nt);
+    else
+        g2_xent_forward(a->logits, a->losses, a->lse, targets, N, V, c->final_logit_softcap, nt);
     double sum = 0;
     int cnt = 0;
     for (int n = 0; n < N; n++)
@@ -168,7 +172,10 @@ void g2_train_backward(g2_tmodel *m, g2_acts *a, float dscale) {
     float *G = m->grads;
     const float scale = 1.0f / sqrtf(c->query_pre_attn_scalar);
 
-    g2_xent_backward(a->logits, a->lse, a->targets, N, V, c->final_logit_softcap, dscale, nt);
+    if (a->soft)
+        g2_soft_xent_backward(a->logits, a->lse, a->targets, a->soft, N, V, c->final_logit_softcap, dscale, nt);
+    else
+        g2_xent_backward(a->logits, a->lse, a->targets, N, V, c->final_logit_softcap, dscale, nt);
     g2_matmul_backward(a->dln, G + m->embed, a->logits, a->lnf, P + m->embed, N, d, V, 0, nt);
     const float *xl = a->resid + (size_t)c->num_layers * N * d;
     g2_rmsnorm_backward(a->dresid, G + m->final_norm, a->dln, xl, a->rstdf, P + m->final_norm, N, d, 0, nt);

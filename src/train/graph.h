@@ -24,6 +24,9 @@ typedef struct {
     float *dresid, *dln, *dtmp, *dq, *dk, *dv, *datty, *dhh, *dgate, *dup, *att_scratch;
     float *rope_cos, *rope_sin; /* [T][hd/2] */
     int32_t *ids, *targets;     /* [N] copies of the current batch */
+    /* NULL: next-token cross-entropy; else the distillation target of the batch (distill.h),
+     * set by the caller before forward and kept until backward */
+    const struct g2_soft_target *soft;
 } g2_acts;
 
 /* Floats the activations of a B x T batch need with nt threads. */
