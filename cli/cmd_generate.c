@@ -20,7 +20,7 @@ static void usage(FILE *f) {
             "usage: gemma2 generate -m MODEL (-p PROMPT | -f FILE | --ids LIST) [options]\n"
             "  -m, --model MODEL     Hugging Face directory or GGUF file (required)\n"
             "  -p, --prompt TEXT     the prompt\n"
-            "  -f, --file FILE       read the prompt from a file\n"
+            "  -f, --file FILE       read the prompt from a file (- = stdin)\n"
             "  --ids LIST            the prompt as token ids (commas/spaces); <bos> is put first if missing\n"
             "  -n, --n-predict N     generate at most N tokens, -1 = until <eos>/<end_of_turn> or a full\n"
             "                        context (default 128)\n"
@@ -36,7 +36,28 @@ static void usage(FILE *f) {
     g2_sampling_usage(f);
 }
 
+/* All of stdin, NUL-terminated (for -f -). */
+static char *read_stdin(void) {
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - 1 - n, stdin);
+        if (n < cap - 1) break;
+        char *nb = realloc(buf, cap *= 2);
+        if (!nb) free(buf);
+        buf = nb;
+    }
+    if (!buf || ferror(stdin)) {
+        fprintf(stderr, "gemma2 " CMD ": cannot read the prompt from stdin\n");
+        free(buf);
+        return NULL;
+    }
+    buf[n] = 0;
+    return buf;
+}
+
 static char *read_prompt_file(const char *path) {
+    if (!strcmp(path, "-")) return read_stdin();
     char *text;
     gemma2_error err;
     if (g2_read_file(path, &text, NULL, &err)) {

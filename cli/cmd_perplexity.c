@@ -36,7 +36,8 @@ static void usage(FILE *f) {
             "  -m, --model MODEL       Hugging Face directory or GGUF file (required)\n"
             "  -f, --file TEXT         the text to score (tokenized with <bos> first)\n"
             "  --ids-file FILE         score a token-id sequence instead of a text (no tokenizer needed)\n"
-            "  --ctx N                 tokens per chunk; the second half of each is scored (default 512)\n"
+            "  --ctx N                 tokens per chunk; the second half of each is scored (default 512, at most\n"
+            "                          the model's context)\n"
             "  --stride S              0 = non-overlapping chunks; S > 0: windows of --ctx tokens every S\n"
             "                          tokens, scoring the last S of each (llama.cpp's --ppl-stride) (default 0)\n"
             "  --chunks N              score at most N chunks, -1 = all (default -1)\n"
@@ -188,12 +189,9 @@ int g2_cmd_perplexity(int argc, char **argv) {
         }
         n_tokens = kh.n_tokens, n_ctx = kh.ctx, stride = kh.stride;
     }
+    const int ctx_default = !n_ctx;
     if (!n_ctx) n_ctx = 512;
     if (stride < 0) stride = 0;
-    if (stride >= n_ctx) {
-        fprintf(stderr, "gemma2 " CMD ": --stride %ld must be smaller than --ctx %ld\n", stride, n_ctx);
-        goto done;
-    }
 
     if (!(m = g2_cli_open_model(CMD, model, (int)threads))) goto done;
     const gemma2_config *cfg = gemma2_model_config(m);
@@ -210,6 +208,11 @@ int g2_cmd_perplexity(int argc, char **argv) {
         }
         tokens = tb.ids, n_tokens = (long)tb.n;
         bos = gemma2_tokenizer_bos_id(tok);
+    }
+    if (ctx_default && n_ctx > cfg->max_position_embeddings) n_ctx = cfg->max_position_embeddings;
+    if (stride >= n_ctx) {
+        fprintf(stderr, "gemma2 " CMD ": --stride %ld must be smaller than --ctx %ld\n", stride, n_ctx);
+        goto done;
     }
     if (n_ctx > cfg->max_position_embeddings) {
         fprintf(stderr, "gemma2 " CMD ": --ctx %ld is larger than the model's context of %d\n", n_ctx,

@@ -105,8 +105,8 @@ a = open('$D/u.txt', 'rb').read(); b = open('$D/u.detok', 'rb').read()
 a.decode('utf-8')
 assert a.rstrip(b'\n') == b.rstrip(b'\n'), (a[:80], b[:80])"; then ok "streamed text == detokenize of the ids, valid UTF-8"
     else bad "streamed text differs from detokenize"; fi
-    "$REL" generate -m $VM -p "  Hi  " --chat -n 1 --temp 0 $T1 --dump-tokens "$D/chat.dump" > /dev/null 2>&1
-    if [ "$(head -1 "$D/chat.dump")" = "2 106 1645 108 2151 107 108 106 2516 108" ]; then ok "--chat: template ids, content trimmed"
+    printf '  Hi  ' | "$REL" generate -m $VM -f - --chat -n 1 --temp 0 $T1 --dump-tokens "$D/chat.dump" > /dev/null 2>&1
+    if [ "$(head -1 "$D/chat.dump")" = "2 106 1645 108 2151 107 108 106 2516 108" ]; then ok "--chat, prompt from stdin: template ids, content trimmed"
     else bad "--chat ids: $(head -1 "$D/chat.dump")"; fi
 else
     bad "make_gguf --vocab-from"
