@@ -239,7 +239,9 @@ int g2_cmd_perplexity(int argc, char **argv) {
     if (max_chunks > 0 && n_chunks > max_chunks) n_chunks = max_chunks;
     const int first = stride ? (int)(n_ctx - stride - 1) : (int)(n_ctx / 2);
     const int rows = (int)n_ctx - 1 - first;
-    if (kl_path && (kh.chunks < (uint32_t)n_chunks || kh.rows_per_chunk != (uint32_t)rows)) {
+    /* A file saved with --chunks holds fewer chunks than its tokens allow: score those. */
+    if (kl_path && kh.chunks < (uint32_t)n_chunks) n_chunks = kh.chunks;
+    if (kl_path && (n_chunks < 1 || kh.rows_per_chunk != (uint32_t)rows)) {
         fprintf(stderr, "gemma2 " CMD ": %s holds %u chunks of %u rows, expected %ld of %d\n", kl_path, kh.chunks,
                 kh.rows_per_chunk, n_chunks, rows);
         goto done;

@@ -109,6 +109,12 @@ then ok "KL against its own saved logits: 0, top-1 100 %"; else bad "self KL: $(
 ref=$(reference 32 0 "$D/other.gguf" $M) || { bad "reference logits (kl)"; exit 1; }
 if compare x "$D/kl.out" "$ref" 2> "$D/cmp3.txt"; then ok "KL divergence and top-1 vs another model == reference ($ref)"
 else bad "KL: $(cat "$D/kl.out") vs $ref: $(cat "$D/cmp3.txt")"; fi
+# --chunks: a file saved with fewer chunks is compared on those
+"$BIN" perplexity -m $M --ids-file "$D/ids.txt" --ctx 32 --chunks 2 $T1 --save-logits "$D/two.ppl" > "$D/two.out" 2>&1
+"$BIN" perplexity -m $M --kl-divergence "$D/two.ppl" $T1 > "$D/two_kl.out" 2>&1
+if grep -q "scored 30 tokens in 2 chunks" "$D/two.out" && grep -q "scored 30 tokens in 2 chunks" "$D/two_kl.out" \
+    && [ "$(grep Final "$D/two.out")" = "$(grep Final "$D/two_kl.out")" ]; then ok "--chunks 2, saved and compared"
+else bad "--chunks: $(cat "$D/two.out" "$D/two_kl.out")"; fi
 # 4. a text through the model's own tokenizer (GGUF vocabulary and HF directory's tokenizer.model)
 if vocab_model tests/generated/vocab_model; then
     VM=tests/generated/vocab_model
