@@ -129,6 +129,40 @@ print(' '.join(r.choice(w) for _ in range(300)))" > "$D/text.txt"
 else
     bad "make_gguf --vocab-from"
 fi
+# 4b. against llama.cpp: its tokenizer gives the same ids for the text (with <bos>), and the
+#     perplexity from llama_logits on the same chunks agrees with ours (logits differ by ~1e-3)
+if [ -n "$LLAMA_TOK" ] && [ -f "$D/t1.out" ]; then
+    VM=tests/generated/vocab_model
+    "$REL" perplexity -m $VM/v.gguf -f "$D/text.txt" --ctx 64 $T1 --save-logits "$D/t.ppl" > /dev/null 2>&1
+    "$PY" -c "import json; print(json.dumps({'text': open('$D/text.txt').read()}))" > "$D/text.jsonl"
+    "$LLAMA_TOK" $VM/v.gguf --jsonl "$D/text.jsonl" --bos > "$D/llama_ids.json" 2>/dev/null
+    if "$PY" - "$D" "$ORACLE_DIR/bin/llama_logits" "$VM/v.gguf" > "$D/vs_llama.txt" 2>&1 <<'PYEOF'
+import sys, json, struct, subprocess, re, numpy as np
+d, ll, model = sys.argv[1:4]
+raw = open(d + "/t.ppl", "rb").read()
+vocab, ctx, stride, chunks, rows, ntok = struct.unpack("<6I", raw[12:36])
+ours = list(struct.unpack("<%di" % ntok, raw[36:36 + 4 * ntok]))
+theirs = json.loads(open(d + "/llama_ids.json").read().splitlines()[0])
+assert ours == theirs, "token ids differ from llama.cpp's"
+nll = []
+for c in range(chunks):
+    ch = ours[c * ctx:(c + 1) * ctx]; ch[0] = 2
+    open(d + "/ll.ids", "w").write(" ".join(map(str, ch)))
+    subprocess.run([ll, model, d + "/ll.ids", d + "/ll.f32", "--threads", "1"], check=True, capture_output=True)
+    L = np.fromfile(d + "/ll.f32", dtype=np.float32).reshape(ctx, -1).astype(np.float64)
+    for j in range(ctx // 2, ctx - 1):
+        r = L[j]; m = r.max()
+        nll.append(m + np.log(np.exp(r - m).sum()) - r[ch[j + 1]])
+ppl = float(np.exp(np.mean(nll)))
+got = float(re.search(r"PPL = ([\d.]+)", open(d + "/t1.out").read()).group(1))
+print("ours %.4f llama.cpp %.4f" % (got, ppl))
+assert abs(got - ppl) <= 2e-3 * ppl
+PYEOF
+    then ok "text perplexity == llama.cpp's tokens and logits on the same chunks ($(cat "$D/vs_llama.txt"))"
+    else bad "perplexity vs llama.cpp: $(cat "$D/vs_llama.txt")"; fi
+else
+    skip "perplexity vs llama.cpp: ORACLE_DIR not set up"
+fi
 # 5. bad input
 expect_fail "perplexity: missing model" "no-such" "$BIN" perplexity -m "$D/no-such" --ids-file "$D/ids.txt"
 expect_fail "perplexity: unreadable text file" "cannot read the text.*no-such-file" "$BIN" perplexity -m $M -f "$D/no-such-file"
