@@ -9,9 +9,13 @@
 #include "kernels/kernels_impl.h"
 #include "kernels/quantize.h"
 
-/* Weight rows kept hot while every token passes over them (prefill): about 256 KiB, half of a
- * typical L2, leaving the rest for the activation tile. */
-#define G2_ROW_BLOCK_BYTES (256u * 1024u)
+/* Weight rows kept in L2 while every token passes over them (prefill). The activations of all
+ * tokens stream from L3 once per block, so a bigger block means less of that traffic: 512 KiB
+ * (half of a Zen 4 / Ice Lake server L2) measured 1.1-1.3x faster than 256 KiB for F32/BF16
+ * with 512 tokens (single thread, 9216 x 2304). */
+#ifndef G2_ROW_BLOCK_BYTES
+#define G2_ROW_BLOCK_BYTES (512u * 1024u)
+#endif
 
 static void compute_rows(const g2_kernel *k, const g2_tensor *w, const g2_act *a, int n, float *y, int64_t r0,
                          int64_t r1) {
