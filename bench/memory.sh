@@ -22,7 +22,7 @@ if [ ! -f "$W/g2b-bf16.gguf" ] || [ ! -d "$W/g2b-bf16_hf" ]; then
 fi
 if [ ! -f "$W/g2b-q8_0.gguf" ]; then
     if ./gemma2 quantize --help > /dev/null 2>&1; then
-        ./gemma2 quantize "$W/g2b-bf16.gguf" "$W/g2b-q8_0.gguf" --type q8_0
+        ./gemma2 quantize "$W/g2b-bf16.gguf" "$W/g2b-q8_0.gguf" --type q8_0 -q
     else
         "${ORACLE_DIR:?set ORACLE_DIR or build gemma2 quantize}/bin/llama_quantize" "$W/g2b-bf16.gguf" "$W/g2b-q8_0.gguf" Q8_0
     fi
