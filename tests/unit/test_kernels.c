@@ -230,8 +230,10 @@ static void test_q8_0_known(void) {
     CHECK((c[2] & 0xF) == 0 && (c[2] >> 4) == 8 && (c[2 + 15] >> 4) == 15, "%02x %02x", c[2], c[17]);
 }
 
-/* dequantize(quantize(x)) errors, as a fraction of the rms of x (Gaussian-like data): the
- * bounds are about 1.5x what the formats give here (measured: see the messages on failure) */
+/* dequantize(quantize(x)) errors, as a fraction of the rms of x (uniform data with outliers).
+ * Measured on this kind of data: BF16 1.5e-3, F16 1.8e-4, Q8_0 0.0095, Q6_K 0.027, Q4_K 0.089,
+ * Q4_0 0.146; the bounds sit 10-40% above (the quantizers are deterministic, and byte-equal to
+ * ggml's, so these guard against gross breakage of the dequantizers, not against drift). */
 static void test_round_trips(void) {
     enum { N = 8192 };
     float *x = malloc(N * 4), *y = malloc(N * 4);
@@ -251,8 +253,6 @@ static void test_round_trips(void) {
         for (int j = 0; j < N; j++) e += ((double)x[j] - y[j]) * ((double)x[j] - y[j]);
         e = sqrt(e / N) / rms;
         CHECK(e <= k[i].max_rel_rms, "%s rel rms %.4g", gemma2_type_name(k[i].type), e);
-        /* and quantizing the dequantized row again changes nothing for the 32-blocks types
-         * (their grid is the same) */
     }
     /* per-element bound for Q8_0: |x - w| <= amax/254 + 127 * |d - fp16(d)| */
     g2_quantize_row(GEMMA2_TYPE_Q8_0, x, b, N);
