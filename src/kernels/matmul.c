@@ -77,7 +77,7 @@ static void compute_rows_panel(const g2_kernel *k, const g2_tensor *w, const g2_
 void g2_matmul_isa(g2_isa isa, const g2_tensor *w, const float *x, int n, float *y, int n_threads) {
     if (n <= 0 || w->rows <= 0) return;
     g2_kernel k;
-    if (!g2_kernel_for(isa, w->type, &k)) { /* the loader rejects such types; never reached */
+    if (w->cols <= 0 || !g2_kernel_for(isa, w->type, &k)) { /* empty rows; or a type the loader rejects */
         memset(y, 0, (size_t)n * (size_t)w->rows * sizeof(float));
         return;
     }
