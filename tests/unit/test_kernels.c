@@ -94,6 +94,27 @@ static test_matrix make_matrix(int type, int64_t rows, int64_t cols, uint64_t se
     m.t = (g2_tensor){m.data, type, rows, cols, rb};
     return m;
 }
+/* Random bytes in every field (all bit patterns of the packed scales, Q6_K's negative scales,
+ * Q8_0's -128), except the fp16 super/block scales, kept finite and small. */
+static test_matrix make_matrix_random_bytes(int type, int64_t rows, int64_t cols, uint64_t seed) {
+    test_matrix m;
+    const size_t rb = g2_type_row_bytes(type, cols), bb = g2_type_block_bytes(type);
+    m.data = malloc(rb * (size_t)rows);
+    m.deq = malloc((size_t)(rows * cols) * 4);
+    golden_state = seed;
+    for (size_t i = 0; i < rb * (size_t)rows; i++) m.data[i] = (uint8_t)(golden_u() * 256);
+    const int off[2] = {type == GEMMA2_TYPE_Q6_K ? 208 : 0, type == GEMMA2_TYPE_Q4_K ? 2 : -1};
+    for (size_t b = 0; b < rb * (size_t)rows / bb; b++)
+        for (int o = 0; o < 2; o++)
+            if (off[o] >= 0) {
+                uint16_t h = g2_f32_to_f16((float)((2 * golden_u() - 1) * 0.01));
+                memcpy(m.data + b * bb + off[o], &h, 2);
+            }
+    for (int64_t r = 0; r < rows; r++) g2_dequantize_row(type, m.data + (size_t)r * rb, m.deq + r * cols, cols);
+    m.t = (g2_tensor){m.data, type, rows, cols, rb};
+    return m;
+}
+
 static void free_matrix(test_matrix *m) {
     free(m->data);
     free(m->deq);
@@ -124,8 +145,9 @@ static void consumed_activations(g2_isa isa, int type, const float *x, int64_t c
     free(buf);
 }
 
-static int check_case(g2_isa isa, int type, int64_t rows, int64_t cols, int n, int threads) {
-    test_matrix m = make_matrix(type, rows, cols, 1000 + (uint64_t)rows * 7 + (uint64_t)type);
+static int check_case_m(g2_isa isa, int type, int64_t rows, int64_t cols, int n, int threads, int random_bytes) {
+    const uint64_t seed = 1000 + (uint64_t)rows * 7 + (uint64_t)type;
+    test_matrix m = random_bytes ? make_matrix_random_bytes(type, rows, cols, seed) : make_matrix(type, rows, cols, seed);
     float *x = malloc((size_t)(n * cols) * 4), *y = malloc((size_t)(n * rows) * 4), *ys = malloc((size_t)(n * rows) * 4);
     float *xa = malloc((size_t)cols * 4), *xe = malloc((size_t)cols * 4);
     random_fill(x, n * cols, 77 + (uint64_t)n, 1.0);
@@ -156,6 +178,22 @@ static int check_case(g2_isa isa, int type, int64_t rows, int64_t cols, int n, i
     free(x), free(y), free(ys), free(xa), free(xe);
     free_matrix(&m);
     return bad;
+}
+
+static int check_case(g2_isa isa, int type, int64_t rows, int64_t cols, int n, int threads) {
+    return check_case_m(isa, type, rows, cols, n, threads, 0);
+}
+
+/* quantized blocks of random bytes, through decode tiles (n = 1, 3) and prefill panels (n = 20) */
+static void test_random_blocks(void) {
+    static const int qt[] = {GEMMA2_TYPE_Q8_0, GEMMA2_TYPE_Q4_0, GEMMA2_TYPE_Q4_K, GEMMA2_TYPE_Q6_K};
+    for (int isa = G2_ISA_SCALAR; isa <= G2_ISA_AVX512; isa++) {
+        if (!g2_isa_available((g2_isa)isa)) continue;
+        for (int i = 0; i < 4; i++)
+            for (int n = 1; n <= 20; n += n == 1 ? 2 : 17)
+                CHECK(check_case_m((g2_isa)isa, qt[i], 21, 768, n, 2, 1) == 0, "%s %s n=%d", g2_isa_name((g2_isa)isa),
+                      gemma2_type_name(qt[i]), n);
+    }
 }
 
 /* every type x every ISA x shapes: odd rows, n = 1 and n > 1 not a multiple of the tile,
@@ -360,6 +398,7 @@ int main(void) {
     RUN(test_row_access);
     RUN(test_matmul_all_paths);
     RUN(test_float_tails);
+    RUN(test_random_blocks);
     RUN(test_isa_override);
     RUN(test_bf16_dot_option);
     HARNESS_END();
