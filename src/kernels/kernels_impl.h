@@ -50,10 +50,13 @@ typedef void (*g2_tile_fn)(const uint8_t *w, size_t row_bytes, int nr, const g2_
  * broadcast activation word gives 16 rows' partial dots in 16 lanes (no horizontal sums, one
  * fp32 scale step per group of 16 rows x 1 token). Packed per call, per thread, a block of rows
  * at a time; pays off when many tokens share the packing. */
+/* Scratch for unpacking one row: its values as bytes, then a scale and a min per group of 32. */
+#define G2_PANEL_TMP_BYTES(cols) ((size_t)(cols) + (size_t)(cols) / 4 + 64)
+
 typedef struct {
     size_t (*panel_bytes)(int64_t cols);
-    /* pack nr <= 16 rows (rows beyond nr are zero) */
-    void (*pack)(const uint8_t *w, size_t row_bytes, int nr, int64_t cols, uint8_t *panel);
+    /* pack nr <= 16 rows (rows beyond nr are zero); tmp: G2_PANEL_TMP_BYTES(cols) of scratch */
+    void (*pack)(const uint8_t *w, size_t row_bytes, int nr, int64_t cols, uint8_t *panel, uint8_t *tmp);
     /* y[t * ldy + r] for r < nr <= 16, t < nt <= nt_max */
     void (*run)(const uint8_t *panel, int nr, const g2_act *a, int t0, int nt, float *y, size_t ldy);
     int nt_max;

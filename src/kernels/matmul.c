@@ -44,21 +44,23 @@ static void compute_rows(const g2_kernel *k, const g2_tensor *w, const g2_act *a
 
 /* Prefill on repacked panels (kernels_impl.h, g2_panel_ops): pack ~256 KiB of rows, then run
  * every token over them. r0, r1: multiples of 16 (but r1 may be the matrix end). */
-static void compute_rows_panel(const g2_kernel *k, const g2_tensor *w, const g2_act *a, int n, float *y, int64_t r0,
-                               int64_t r1) {
+static int compute_rows_panel(const g2_kernel *k, const g2_tensor *w, const g2_act *a, int n, float *y, int64_t r0,
+                              int64_t r1) {
     const g2_panel_ops *p = k->panel;
     const size_t pb = p->panel_bytes(w->cols), ldy = (size_t)w->rows;
     int64_t per_block = (int64_t)(G2_ROW_BLOCK_BYTES / pb);
     if (per_block < 1) per_block = 1;
-    uint8_t *buf = aligned_alloc(64, pb * (size_t)per_block);
-    if (!buf) abort();
+    const size_t panels = (pb * (size_t)per_block + 63) & ~(size_t)63;
+    uint8_t *buf = aligned_alloc(64, panels + ((G2_PANEL_TMP_BYTES(w->cols) + 63) & ~(size_t)63));
+    if (!buf) return -1;
+    uint8_t *tmp = buf + panels;
     for (int64_t b0 = r0; b0 < r1; b0 += 16 * per_block) {
         const int64_t b1 = b0 + 16 * per_block < r1 ? b0 + 16 * per_block : r1;
         const int npan = (int)((b1 - b0 + 15) / 16);
         for (int i = 0; i < npan; i++) {
             const int nr = (int)(b1 - b0 - 16 * i < 16 ? b1 - b0 - 16 * i : 16);
             p->pack((const uint8_t *)w->data + (size_t)(b0 + 16 * i) * w->row_bytes, w->row_bytes, nr, w->cols,
-                    buf + (size_t)i * pb);
+                    buf + (size_t)i * pb, tmp);
         }
         for (int t0 = 0; t0 < n; t0 += p->nt_max) {
             const int nt = n - t0 < p->nt_max ? n - t0 : p->nt_max;
@@ -69,17 +71,22 @@ static void compute_rows_panel(const g2_kernel *k, const g2_tensor *w, const g2_
         }
     }
     free(buf);
+    return 0;
 }
 
 /* Packing a panel costs about as much as a few tokens' worth of products on it */
 #define G2_PANEL_MIN_TOKENS 16
 
-void g2_matmul_isa(g2_isa isa, const g2_tensor *w, const float *x, int n, float *y, int n_threads) {
-    if (n <= 0 || w->rows <= 0) return;
+/* Multiply-adds below which one more thread costs more (a fork and a barrier, and under load a
+ * time slice of the other thread) than it saves. */
+#define G2_MIN_WORK_PER_THREAD (256 * 1024)
+
+int g2_matmul_isa(g2_isa isa, const g2_tensor *w, const float *x, int n, float *y, int n_threads) {
+    if (n <= 0 || w->rows <= 0) return 0;
     g2_kernel k;
     if (w->cols <= 0 || !g2_kernel_for(isa, w->type, &k)) { /* empty rows; or a type the loader rejects */
         memset(y, 0, (size_t)n * (size_t)w->rows * sizeof(float));
-        return;
+        return 0;
     }
     g2_act a;
     g2_act_layout(k.act, w->cols, &a);
@@ -88,14 +95,17 @@ void g2_matmul_isa(g2_isa isa, const g2_tensor *w, const float *x, int n, float 
         a.base = (const uint8_t *)x;
     } else {
         buf = aligned_alloc(64, a.stride * (size_t)n);
-        if (!buf) abort(); /* a few MB at most; nothing sensible to do without it */
+        if (!buf) return -1;
         a.base = buf;
     }
     if (n_threads <= 0) n_threads = omp_get_max_threads();
+    const double work = (double)w->rows * (double)w->cols * n;
+    if (work < (double)G2_MIN_WORK_PER_THREAD * n_threads) n_threads = (int)(work / G2_MIN_WORK_PER_THREAD) + 1;
     const int use_panel = k.panel != NULL && n >= G2_PANEL_MIN_TOKENS;
     const int unit = use_panel ? 16 : k.mr;
     const int64_t units = (w->rows + unit - 1) / unit; /* row tiles: the unit of work split */
     if (n_threads > units) n_threads = (int)units;
+    int failed = 0;
 #pragma omp parallel num_threads(n_threads)
     {
         if (buf) {
@@ -106,14 +116,18 @@ void g2_matmul_isa(g2_isa isa, const g2_tensor *w, const float *x, int n, float 
         const int64_t nth = omp_get_num_threads(), id = omp_get_thread_num();
         int64_t r0 = units * id / nth * unit, r1 = units * (id + 1) / nth * unit;
         if (r1 > w->rows) r1 = w->rows;
-        if (use_panel) compute_rows_panel(&k, w, &a, n, y, r0, r1);
-        else compute_rows(&k, w, &a, n, y, r0, r1);
+        if (use_panel) {
+            if (compute_rows_panel(&k, w, &a, n, y, r0, r1)) failed = 1;
+        } else {
+            compute_rows(&k, w, &a, n, y, r0, r1);
+        }
     }
     free(buf);
+    return failed ? -1 : 0;
 }
 
-void g2_matmul(const g2_tensor *w, const float *x, int n, float *y, int n_threads) {
-    g2_matmul_isa(g2_isa_active(), w, x, n, y, n_threads);
+int g2_matmul(const g2_tensor *w, const float *x, int n, float *y, int n_threads) {
+    return g2_matmul_isa(g2_isa_active(), w, x, n, y, n_threads);
 }
 
 void g2_tensor_row_f32(const g2_tensor *w, int64_t r, float *out) {

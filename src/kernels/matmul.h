@@ -21,14 +21,15 @@ typedef struct {
 } g2_tensor;
 
 /* y[t][r] = sum_c W[r][c] * x[t][c] for t < n, r < rows.  x: [n][cols], y: [n][rows].
- * Split across n_threads OpenMP threads (0 = OpenMP's default).
+ * Split across at most n_threads OpenMP threads (0 = OpenMP's default), fewer for small products.
+ * Returns 0, or -1 when a scratch buffer could not be allocated (y is then incomplete).
  * Precision: F32/BF16/F16 weights multiply the fp32 activations exactly and accumulate in fp32.
  * Q8_0/Q4_0/Q4_K/Q6_K weights multiply int8-quantized activations (as llama.cpp does: per 32
  * elements for Q8_0/Q4_0, per 256 for the K types) with integer dot products; the result is
  * that of the dequantized weights times the quantized activations, summed in fp32.
  * GEMMA2_BF16_DOT=1 (AVX512-BF16 CPUs) rounds the activations of BF16 products to bf16 to
  * use vdpbf16ps: faster prefill, about 3e-3 relative error per product (docs/kernels.md). */
-void g2_matmul(const g2_tensor *w, const float *x, int n, float *y, int n_threads);
+int g2_matmul(const g2_tensor *w, const float *x, int n, float *y, int n_threads);
 
 /* Instruction sets the kernels are built for. */
 typedef enum { G2_ISA_SCALAR = 0, G2_ISA_AVX2 = 1, G2_ISA_AVX512 = 2 } g2_isa;
@@ -41,7 +42,7 @@ g2_isa g2_isa_active(void);
 const char *g2_isa_name(g2_isa isa);
 /* g2_matmul on a given instruction set (tests, benchmarks). An unavailable isa runs the best
  * available one below it. */
-void g2_matmul_isa(g2_isa isa, const g2_tensor *w, const float *x, int n, float *y, int n_threads);
+int g2_matmul_isa(g2_isa isa, const g2_tensor *w, const float *x, int n, float *y, int n_threads);
 
 /* Row r of W converted to fp32 (an embedding lookup). */
 void g2_tensor_row_f32(const g2_tensor *w, int64_t r, float *out);

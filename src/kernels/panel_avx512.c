@@ -93,12 +93,10 @@ typedef void (*unpack_fn)(const uint8_t *b, int64_t cols, uint8_t *u, float *s, 
 static size_t group_bytes(int G, int has_min) { return (size_t)G * 16 + 64 + (has_min ? 64 : 0); }
 
 static void pack_rows(unpack_fn unpack, int G, int has_min, const uint8_t *w, size_t rb, int nr, int64_t cols,
-                      uint8_t *panel) {
+                      uint8_t *panel, uint8_t *u) {
     const int64_t ng = cols / G;
     const size_t gb = group_bytes(G, has_min);
-    uint8_t *u = malloc((size_t)cols + (size_t)ng * 8);
-    if (!u) abort();
-    float *s = (float *)(u + cols), *m = s + ng; /* cols is a multiple of 256: aligned */
+    float *s = (float *)(u + cols), *m = s + ng; /* cols is a multiple of 32 and u 64-aligned: aligned */
     if (nr < 16) memset(panel, 0, gb * (size_t)ng);
     for (int r = 0; r < nr; r++) {
         unpack(w + (size_t)r * rb, cols, u, s, m);
@@ -109,7 +107,6 @@ static void pack_rows(unpack_fn unpack, int G, int has_min, const uint8_t *w, si
             if (has_min) memcpy(pg + (size_t)G * 16 + 64 + 4 * r, m + g, 4);
         }
     }
-    free(u);
 }
 
 /* ---- the kernel: 16 rows x NT tokens ----------------------------------------------------- */
@@ -179,8 +176,8 @@ G2_INLINE void panel_body(const int G, const int OFF, const int MIN, const int K
 
 #define PANEL_TYPE(NAME, UNPACK, G, OFF, MIN, K256)                                                             \
     static size_t NAME##_bytes(int64_t cols) { return group_bytes(G, MIN) * (size_t)(cols / G); }                \
-    static void NAME##_pack(const uint8_t *w, size_t rb, int nr, int64_t cols, uint8_t *panel) {                 \
-        pack_rows(UNPACK, G, MIN, w, rb, nr, cols, panel);                                                       \
+    static void NAME##_pack(const uint8_t *w, size_t rb, int nr, int64_t cols, uint8_t *panel, uint8_t *tmp) {   \
+        pack_rows(UNPACK, G, MIN, w, rb, nr, cols, panel, tmp);                                                  \
     }                                                                                                            \
     static void NAME##_run(const uint8_t *panel, int nr, const g2_act *a, int t0, int nt, float *y, size_t ldy) { \
         PANEL_CASES(G, OFF, MIN, K256)                                                                           \

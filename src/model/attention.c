@@ -24,7 +24,7 @@ static inline float softcap(float x, float cap) { return cap > 0 ? cap * tanhf(x
 /* One kv head g: gather its keys and values, then each query head of its group. `sc` is the
  * scratch of the thread that runs it; `nt` the threads to split each step over (1 when the
  * caller already runs kv heads in parallel). */
-static void attend_kv_head(gemma2_context *c, int l, int p0, int n, int g, g2_attn_scratch *sc, int nt) {
+static int attend_kv_head(gemma2_context *c, int l, int p0, int n, int g, g2_attn_scratch *sc, int nt) {
     const gemma2_config *cfg = &c->m->cfg;
     const int hd = cfg->head_dim, nh = cfg->num_heads, nkv = cfg->num_kv_heads, group = nh / nkv;
     const int W = cfg->sliding_window, local = gemma2_layer_is_local(cfg, l), cap = c->cap[l];
@@ -52,7 +52,7 @@ static void attend_kv_head(gemma2_context *c, int l, int p0, int n, int g, g2_at
     for (int h = g * group; h < (g + 1) * group; h++) {
         for (int t = 0; t < n; t++)
             memcpy(sc->qh + (size_t)t * hd, c->q + (size_t)t * qd + (size_t)h * hd, sizeof(float) * (size_t)hd);
-        g2_matmul(&K, sc->qh, n, sc->s, nt); /* S [n][n_keys] */
+        if (g2_matmul(&K, sc->qh, n, sc->s, nt)) return -1; /* S [n][n_keys] */
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
         for (int t = 0; t < n; t++) {
             const int p = p0 + t;
@@ -76,20 +76,26 @@ static void attend_kv_head(gemma2_context *c, int l, int p0, int n, int g, g2_at
                 row[j] = key >= lo && key <= p ? row[j] * inv : 0.0f;
             }
         }
-        g2_matmul(&VT, sc->s, n, sc->oh, nt); /* O_h [n][hd] */
+        if (g2_matmul(&VT, sc->s, n, sc->oh, nt)) return -1; /* O_h [n][hd] */
         for (int t = 0; t < n; t++)
             memcpy(c->att + (size_t)t * qd + (size_t)h * hd, sc->oh + (size_t)t * hd, sizeof(float) * (size_t)hd);
     }
+    return 0;
 }
 
-void g2_attention(gemma2_context *c, int l, int p0, int n) {
-    const int nkv = c->m->cfg.num_kv_heads, nt = c->n_threads;
+int g2_attention(gemma2_context *c, int l, int p0, int n) {
+    const gemma2_config *cfg = &c->m->cfg;
+    const int nkv = cfg->num_kv_heads, nt = c->n_threads;
+    int fail = 0;
     /* With at least as many kv heads as threads, each thread takes whole kv heads (one fork per
-     * layer, no barriers inside); otherwise the kv heads go one by one, each step split. */
-    if (nkv >= nt && nt > 1) {
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-        for (int g = 0; g < nkv; g++) attend_kv_head(c, l, p0, n, g, &c->attn[omp_get_thread_num()], 1);
+     * layer, no barriers inside); otherwise the kv heads go one by one, each step split. Small
+     * work (a few keys, tiny heads) stays on one thread: a fork would cost more. */
+    const double work = (double)n * (p0 + n) * cfg->head_dim * cfg->num_heads;
+    if (nkv >= nt && nt > 1 && work > 1e6) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) reduction(| : fail)
+        for (int g = 0; g < nkv; g++) fail |= attend_kv_head(c, l, p0, n, g, &c->attn[omp_get_thread_num()], 1);
     } else {
-        for (int g = 0; g < nkv; g++) attend_kv_head(c, l, p0, n, g, &c->attn[0], nt);
+        for (int g = 0; g < nkv && !fail; g++) fail |= attend_kv_head(c, l, p0, n, g, &c->attn[0], work > 1e6 ? nt : 1);
     }
+    return fail;
 }

@@ -5,7 +5,8 @@
 #include "model/context.h"
 
 /* Writes c->att [n][heads * head_dim] for the queries c->q of positions p0..p0+n-1 of layer l,
- * over the cache of layer l (positions < p0) and the piece's own keys/values c->k, c->v. */
-void g2_attention(gemma2_context *c, int l, int p0, int n);
+ * over the cache of layer l (positions < p0) and the piece's own keys/values c->k, c->v.
+ * Returns non-zero if a kernel could not allocate its scratch. */
+int g2_attention(gemma2_context *c, int l, int p0, int n);
 
 #endif

@@ -58,8 +58,8 @@ static void store_kv(gemma2_context *c, int l, int p0, int n) {
 }
 
 /* Evaluates one piece of n <= G2_UBATCH tokens. logits_out: [n][vocab], or NULL for the last
- * token only (into c->logits). */
-static void forward_piece(gemma2_context *c, const int32_t *tokens, int n, float *logits_out) {
+ * token only (into c->logits). Returns non-zero if a kernel could not allocate its scratch. */
+static int forward_piece(gemma2_context *c, const int32_t *tokens, int n, float *logits_out) {
     const gemma2_model *m = c->m;
     const gemma2_config *cfg = &m->cfg;
     const int d = cfg->hidden_size, hd = cfg->head_dim, half = hd / 2, nt = c->n_threads;
@@ -68,6 +68,7 @@ static void forward_piece(gemma2_context *c, const int32_t *tokens, int n, float
     const int p0 = c->pos;
     const float eps = cfg->rms_norm_eps;
     const float emb_scale = sqrtf((float)d); /* exact fp32 sqrt(d), as llama.cpp and gemma_pytorch in fp32 */
+    int fail = 0;
 
     for (int t = 0; t < n; t++) {
         float *x = c->x + (size_t)t * d;
@@ -78,29 +79,29 @@ static void forward_piece(gemma2_context *c, const int32_t *tokens, int n, float
     for (int l = 0; l < cfg->num_layers; l++) {
         const g2_layer *L = &m->layers[l];
         for (int t = 0; t < n; t++) rmsnorm(c->xn + (size_t)t * d, c->x + (size_t)t * d, L->attn_norm, d, eps);
-        g2_matmul(&L->wq, c->xn, n, c->q, nt);
-        g2_matmul(&L->wk, c->xn, n, c->k, nt);
-        g2_matmul(&L->wv, c->xn, n, c->v, nt);
+        fail |= g2_matmul(&L->wq, c->xn, n, c->q, nt);
+        fail |= g2_matmul(&L->wk, c->xn, n, c->k, nt);
+        fail |= g2_matmul(&L->wv, c->xn, n, c->v, nt);
         for (int t = 0; t < n; t++) {
             const float *cs = c->rope_cos + (size_t)(p0 + t) * half, *sn = c->rope_sin + (size_t)(p0 + t) * half;
             rope(c->q + (size_t)t * qd, cfg->num_heads, hd, cs, sn);
             rope(c->k + (size_t)t * kvd, cfg->num_kv_heads, hd, cs, sn);
         }
-        g2_attention(c, l, p0, n);
+        fail |= g2_attention(c, l, p0, n);
         store_kv(c, l, p0, n);
-        g2_matmul(&L->wo, c->att, n, c->proj, nt);
+        fail |= g2_matmul(&L->wo, c->att, n, c->proj, nt);
         for (int t = 0; t < n; t++) {
             float *x = c->x + (size_t)t * d, *pr = c->proj + (size_t)t * d;
             rmsnorm(pr, pr, L->post_attn_norm, d, eps);
             for (int i = 0; i < d; i++) x[i] += pr[i];
             rmsnorm(c->xn + (size_t)t * d, x, L->pre_ffw_norm, d, eps);
         }
-        g2_matmul(&L->gate, c->xn, n, c->gate, nt);
-        g2_matmul(&L->up, c->xn, n, c->up, nt);
+        fail |= g2_matmul(&L->gate, c->xn, n, c->gate, nt);
+        fail |= g2_matmul(&L->up, c->xn, n, c->up, nt);
         const size_t nf = (size_t)n * ffn;
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) if (nf > 65536)
         for (size_t i = 0; i < nf; i++) c->gate[i] = gelu_tanh(c->gate[i]) * c->up[i];
-        g2_matmul(&L->down, c->gate, n, c->proj, nt);
+        fail |= g2_matmul(&L->down, c->gate, n, c->proj, nt);
         for (int t = 0; t < n; t++) {
             float *x = c->x + (size_t)t * d, *pr = c->proj + (size_t)t * d;
             rmsnorm(pr, pr, L->post_ffw_norm, d, eps);
@@ -113,16 +114,18 @@ static void forward_piece(gemma2_context *c, const int32_t *tokens, int n, float
     for (int t = first; t < n; t++) rmsnorm(c->xn + (size_t)t * d, c->x + (size_t)t * d, m->final_norm, d, eps);
     float *dst = logits_out ? logits_out : c->logits;
     const int rows = n - first;
-    g2_matmul(&m->embed, c->xn + (size_t)first * d, rows, dst, nt);
+    fail |= g2_matmul(&m->embed, c->xn + (size_t)first * d, rows, dst, nt);
     const size_t nl = (size_t)rows * (size_t)cfg->vocab_size;
     const float fcap = cfg->final_logit_softcap;
     if (fcap > 0) {
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) if (nl > 65536)
         for (size_t i = 0; i < nl; i++) dst[i] = softcap(dst[i], fcap);
     }
     if (logits_out) memcpy(c->logits, dst + (size_t)(rows - 1) * cfg->vocab_size, sizeof(float) * (size_t)cfg->vocab_size);
+    if (fail) return fail;
     c->pos += n;
     c->has_logits = 1;
+    return 0;
 }
 
 gemma2_status gemma2_eval(gemma2_context *c, const int32_t *tokens, int n, float *all_logits, gemma2_error *err) {
@@ -137,7 +140,14 @@ gemma2_status gemma2_eval(gemma2_context *c, const int32_t *tokens, int n, float
                            tokens[i], i, V);
     for (int s = 0; s < n; s += G2_UBATCH) {
         int k = n - s < G2_UBATCH ? n - s : G2_UBATCH;
-        forward_piece(c, tokens + s, k, all_logits ? all_logits + (size_t)s * V : NULL);
+        if (forward_piece(c, tokens + s, k, all_logits ? all_logits + (size_t)s * V : NULL)) {
+            /* the caches of the layers before the failure hold parts of this piece: start over */
+            const int at = c->pos;
+            c->pos = 0;
+            c->has_logits = 0;
+            return g2_fail(err, GEMMA2_ERR_NOMEM,
+                           "out of memory for the matrix kernels' scratch at position %d; the context was reset", at);
+        }
     }
     return GEMMA2_OK;
 }
