@@ -1,6 +1,7 @@
 /* cmd_distill.c - `gemma2 distill cache`: run a teacher once over the training tokens and store,
  * for every position, K ids sampled from its distribution (src/train/distill_cache.h), which
  * `gemma2 train --distill CACHE` then learns from; `gemma2 distill info CACHE` describes one. */
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,12 +183,13 @@ static int cache(int argc, char **argv) {
                 nk > 1 ? "s" : "", (unsigned long long)start, (unsigned long long)nw);
 
     const int nmax = kmax < V ? kmax : V;
+    const int nth = threads > 0 ? (int)threads : omp_get_max_threads();
     logits = malloc(sizeof(float) * (size_t)T * V);
-    cdf = malloc(sizeof(double) * (size_t)V);
-    u = malloc(sizeof(double) * (size_t)kmax);
-    ids = malloc(sizeof(int32_t) * (size_t)T * nmax);
-    counts = malloc(sizeof(uint32_t) * (size_t)T * nmax);
-    npos = malloc(sizeof(int) * (size_t)T);
+    cdf = malloc(sizeof(double) * (size_t)V * nth);
+    u = malloc(sizeof(double) * (size_t)kmax * nth);
+    ids = malloc(sizeof(int32_t) * (size_t)nk * T * nmax);
+    counts = malloc(sizeof(uint32_t) * (size_t)nk * T * nmax);
+    npos = malloc(sizeof(int) * (size_t)nk * T);
     if (!logits || !cdf || !u || !ids || !counts || !npos) {
         snprintf(err.msg, sizeof err.msg, "out of memory");
         goto fail;
@@ -197,17 +199,33 @@ static int cache(int argc, char **argv) {
     const double t0 = g2_now();
     for (uint64_t j = start; j < nw; j++) {
         if (gemma2_context_rewind(ctx, 0, &err) || gemma2_eval(ctx, shard.tokens + j * T, T, logits, &err)) goto fail;
-        for (int q = 0; q < nk; q++) {
-            /* the draws of window j depend only on (seed, K, j): a resumed run writes the bytes
-             * the uninterrupted one would have */
-            g2_rng r;
-            g2_rng_seed(&r, (uint64_t)seed ^ (0x9e3779b97f4a7c15ull * (j + 1)) ^ ((uint64_t)ks[q] << 40));
-            int64_t e = 0;
+        /* positions in parallel (each has its own random stream, g2_distill_rng), one softmax
+         * per position shared by every K; then each cache's window is packed and appended */
+#pragma omp parallel num_threads(nth)
+        {
+            const int me = omp_get_thread_num();
+            double *cd = cdf + (size_t)me * V, *uu = u + (size_t)me * kmax;
+#pragma omp for schedule(static)
             for (int t = 0; t < T; t++) {
-                npos[t] = g2_distill_sample(logits + (size_t)t * V, V, temp, ks[q], &r, cdf, u, ids + e, counts + e);
-                e += npos[t];
+                const double total = g2_distill_cdf(logits + (size_t)t * V, V, temp, cd);
+                for (int q = 0; q < nk; q++) {
+                    g2_rng r;
+                    g2_distill_rng(&r, (uint64_t)seed, ks[q], j * (uint64_t)T + (uint64_t)t);
+                    const size_t at = ((size_t)q * T + t) * nmax;
+                    npos[q * T + t] = g2_distill_draw(cd, V, total, ks[q], &r, uu, ids + at, counts + at);
+                }
             }
-            if (g2_dcache_writer_add(&w[q], npos, ids, counts, &err)) goto fail;
+        }
+        for (int q = 0; q < nk; q++) {
+            int32_t *qi = ids + (size_t)q * T * nmax;
+            uint32_t *qc = counts + (size_t)q * T * nmax;
+            size_t e = 0;
+            for (int t = 0; t < T; t++) {
+                memmove(qi + e, qi + (size_t)t * nmax, sizeof *qi * (size_t)npos[q * T + t]);
+                memmove(qc + e, qc + (size_t)t * nmax, sizeof *qc * (size_t)npos[q * T + t]);
+                e += (size_t)npos[q * T + t];
+            }
+            if (g2_dcache_writer_add(&w[q], npos + q * T, qi, qc, &err)) goto fail;
         }
         g2_progress_update(&pr, (long)(j + 1 - start), (long)(nw - start));
     }

@@ -31,6 +31,7 @@ S_STEPS=${S_STEPS:-400}
 S_BATCH=${S_BATCH:-16}
 S_LR=${S_LR:-3e-3}
 KS=${KS:-"8 32 256"}
+TOPKS=${TOPKS:-"32"}      # on-the-fly teacher top-K runs (besides the full distribution)
 TEMP=${TEMP:-1.0}
 
 DATA_FILES="data/pretrain/tiny_shakespeare.txt data/pretrain/moby_dick.txt data/pretrain/jane_austen_6_novels.txt"
@@ -69,12 +70,14 @@ fi
 TEACHER="$EXP/runs/teacher/$(cat "$EXP/runs/teacher/latest" 2>/dev/null || echo none)"
 
 if has cache; then
-    for K in $KS; do
-        [ -f "$EXP/cache-k$K.g2d" ] && continue
-        say "sampled teacher cache, K = $K"
-        $NICE $G distill cache -m "$TEACHER" --data "$EXP/data" --samples "$K" --temperature "$TEMP" \
-            --seed 7 --seq "$SEQ" -t "$THREADS" --out "$EXP/cache-k$K.g2d"
-    done
+    # one teacher pass writes the caches of every K (an interrupted pass continues)
+    missing=""
+    for K in $KS; do [ -f "$EXP/cache-k$K.g2d" ] || missing="$missing${missing:+,}$K"; done
+    if [ -n "$missing" ]; then
+        say "sampled teacher caches, K = $missing"
+        $NICE $G distill cache -m "$TEACHER" --data "$EXP/data" --samples "$missing" --temperature "$TEMP" \
+            --seed 7 --seq "$SEQ" -t "$THREADS" --out "$EXP/cache-k{K}.g2d"
+    fi
 fi
 
 if has students; then
@@ -82,24 +85,30 @@ if has students; then
     train scratch "$S_STEPS" $S
     for K in $KS; do train "distill-k$K" "$S_STEPS" $S --distill "$EXP/cache-k$K.g2d"; done
     train teacher-full "$S_STEPS" $S --teacher "$TEACHER"
+    for K in $TOPKS; do train "teacher-top$K" "$S_STEPS" $S --teacher "$TEACHER" --teacher-topk "$K"; done
 fi
 
 if has eval; then
     say "perplexity table"
-    scripts/distill_table.sh "$EXP" "$WIKI" | tee "$EXP/table.md"
+    TOKENS_PER_STEP=$((S_BATCH * SEQ)) G=$G THREADS=$THREADS scripts/distill_table.sh "$EXP" "$WIKI" | tee "$EXP/table.md"
+    python3 scripts/distill_plot.py "$EXP" "$EXP/loss_curves.svg"
+    mkdir -p docs/distillation
+    cp "$EXP/table.md" "$EXP/loss_curves.svg" docs/distillation/
+    for d in "$EXP"/runs/*/; do n=$(basename "$d"); cp "$d/loss.svg" "docs/distillation/loss-$n.svg"; cp "$d/log.csv" "docs/distillation/log-$n.csv"; done
 fi
 
 if has default; then
-    say "default model: the best student by validation perplexity"
-    best=$(awk -F'|' 'NR>2 && $2 !~ /teacher \(/ {gsub(/ /,"",$2); gsub(/ /,"",$5); print $5, $2}' "$EXP/table.md" |
-           sort -g | head -1 | cut -d' ' -f2)
+    say "default model: the student with the lowest validation perplexity, as q8_0 GGUF"
+    best=$(awk -F'|' 'NR > 2 { r = $2; v = $5; gsub(/ /, "", r); split(v, a, " "); if (r != "teacher") print a[1], r }' \
+           "$EXP/table.md" | sort -g | head -1 | cut -d' ' -f2)
     echo "best student: $best" >&2
     ck="$EXP/runs/$best/$(cat "$EXP/runs/$best/latest")"
     rm -rf models/default.tmp && mkdir -p models/default.tmp
-    cp "$ck/config.json" "$ck/model.safetensors" models/default.tmp/
+    # the checkpoint carries its tokenizer, so the GGUF holds the vocabulary: one file runs
+    $G quantize "$ck" models/default.tmp/model.gguf --type q8_0 -q -t "$THREADS" >&2
     cp "$EXP/tokenizer.model" models/default.tmp/tokenizer.model
-    $G quantize "$ck" models/default.tmp/model-q8_0.gguf q8_0 >&2 || true
-    echo "$best" > models/default.tmp/SOURCE
+    cp "$ck/config.json" models/default.tmp/config.json
+    printf 'run: %s\ncheckpoint: %s\n' "$best" "$ck" > models/default.tmp/SOURCE.txt
     rm -rf models/default && mv models/default.tmp models/default
     ls -l models/default >&2
 fi

@@ -79,28 +79,41 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-int g2_distill_sample(const float *logits, int V, double temperature, int K, g2_rng *r, double *cdf, double *u,
-                      int32_t *ids, uint32_t *counts) {
+double g2_distill_cdf(const float *logits, int V, double temperature, double *cdf) {
     float mx = -INFINITY;
     for (int i = 0; i < V; i++)
         if (logits[i] > mx) mx = logits[i];
+    /* exp in float (the logits are float), the running sum in double so that the tail of a
+     * 256k vocabulary is not rounded away */
+    const float it = (float)(1.0 / temperature);
     double s = 0;
-    for (int i = 0; i < V; i++) cdf[i] = s += exp(((double)logits[i] - mx) / temperature);
+    for (int i = 0; i < V; i++) cdf[i] = s += expf((logits[i] - mx) * it);
+    return s;
+}
+
+int g2_distill_draw(const double *cdf, int V, double total, int K, g2_rng *r, double *u, int32_t *ids,
+                    uint32_t *counts) {
     /* K sorted uniforms walked along the CDF once: O(V + K log K), and the ids come out
      * ascending and grouped, which is the deduplication */
-    for (int k = 0; k < K; k++) u[k] = g2_rng_uniform(r) * s;
+    for (int k = 0; k < K; k++) u[k] = g2_rng_uniform(r) * total;
     qsort(u, (size_t)K, sizeof *u, cmp_double);
     int n = 0, i = 0;
     for (int k = 0; k < K; k++) {
-        while (i < V - 1 && !(u[k] < cdf[i])) i++;
         /* a zero-probability entry has cdf equal to its predecessor and is never chosen, since
          * u < cdf[i-1] would have stopped the walk earlier */
+        while (i < V - 1 && !(u[k] < cdf[i])) i++;
         if (n > 0 && ids[n - 1] == i)
             counts[n - 1]++;
         else
             ids[n] = i, counts[n] = 1, n++;
     }
     return n;
+}
+
+int g2_distill_sample(const float *logits, int V, double temperature, int K, g2_rng *r, double *cdf, double *u,
+                      int32_t *ids, uint32_t *counts) {
+    const double total = g2_distill_cdf(logits, V, temperature, cdf);
+    return g2_distill_draw(cdf, V, total, K, r, u, ids, counts);
 }
 
 void g2_softmax_row(float *z, int V) {

@@ -33,6 +33,22 @@ void g2_soft_xent_forward(float *logits, float *losses, float *lse, const int32_
 void g2_soft_xent_backward(float *logits, const float *lse, const int32_t *targets, const g2_soft_target *st,
                            int N, int V, float cap, float dscale, int nt);
 
+/* The cumulative softmax(logits / temperature) of one row into cdf[V] (unnormalised); returns the
+ * total. Shared by the draws of every K at a position. */
+double g2_distill_cdf(const float *logits, int V, double temperature, double *cdf);
+
+/* K draws with replacement from a cdf of g2_distill_cdf, deduplicated: n distinct ids ascending
+ * with their counts (summing to K); returns n. u: K doubles of scratch. */
+int g2_distill_draw(const double *cdf, int V, double total, int K, g2_rng *r, double *u, int32_t *ids,
+                    uint32_t *counts);
+
+/* The random stream of the draws at position `pos` (window j, offset t: pos = j * seq + t) of the
+ * cache with K draws: positions are independent, so they are sampled in parallel and a resumed
+ * run reproduces an uninterrupted one. */
+static inline void g2_distill_rng(g2_rng *r, uint64_t seed, int K, uint64_t pos) {
+    g2_rng_seed(r, seed ^ (0x9e3779b97f4a7c15ull * (pos + 1)) ^ ((uint64_t)K << 40));
+}
+
 /* Draws K ids with replacement from softmax(logits / temperature) (logits already soft-capped,
  * as the inference library returns them) and deduplicates them: writes n distinct ids in
  * ascending order with their counts (summing to K) and returns n (1 <= n <= K).

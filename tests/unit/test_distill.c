@@ -306,10 +306,10 @@ static void write_windows(g2_dcache_writer *w, uint64_t from, uint64_t to, uint6
     int n[CT];
     gemma2_error err;
     for (uint64_t j = from; j < to; j++) {
-        g2_rng r;
-        g2_rng_seed(&r, seed ^ (0x9e3779b97f4a7c15ull * (j + 1)));
         int e = 0;
         for (int t = 0; t < CT; t++) {
+            g2_rng r;
+            g2_distill_rng(&r, seed, CK, j * CT + (uint64_t)t);
             teacher_logits(j, t, z);
             n[t] = g2_distill_sample(z, CV, 1.0, CK, &r, cdf, u, ids + e, cnt + e);
             e += n[t];
@@ -383,9 +383,9 @@ static void test_cache_roundtrip_resume_and_bad_input(void) {
     int same = 1;
     for (uint64_t j = 0; j < h.n_windows; j++) {
         CHECK(g2_dcache_read(&c, j, row, ids, cnt, wt, &err) == GEMMA2_OK, "%s", err.msg);
-        g2_rng r;
-        g2_rng_seed(&r, 42 ^ (0x9e3779b97f4a7c15ull * (j + 1)));
         for (int t = 0; t < CT; t++) {
+            g2_rng r;
+            g2_distill_rng(&r, 42, CK, j * CT + (uint64_t)t);
             float z[CV];
             double cdf[CV], u[CK];
             int32_t i2[CK];
