@@ -31,6 +31,7 @@ static void usage(FILE *f) {
             "  --out CACHE           output file (written as CACHE.partial; a rerun continues it)\n"
             "  --seq N (256)         window length: gemma2 train --distill needs the same --seq\n"
             "  --temperature T (1)   --seed S (1)   -t, --threads N\n"
+            "  --stride S (1)        store only every S-th window (a cheaper pass when students see less data)\n"
             "  --tokenizer FILE      the tokenizer whose hash goes into the header (default: the one\n"
             "                        beside the shards, as gemma2 data prepare leaves it)\n");
 }
@@ -44,8 +45,9 @@ static int info(const char *path) {
     }
     const g2_dcache_header *h = &c.h;
     const uint64_t body = c.off[h->n_windows] - c.off[0], pos = h->n_windows * h->seq;
-    printf("cache %s\n  vocab %u, K %u, temperature %g, seed %llu, windows %llu x %u tokens\n", path, h->vocab, h->K,
-           h->temperature, (unsigned long long)h->seed, (unsigned long long)h->n_windows, h->seq);
+    printf("cache %s\n  vocab %u, K %u, temperature %g, seed %llu, windows %llu x %u tokens (every %u. of the data)\n",
+           path, h->vocab, h->K, h->temperature, (unsigned long long)h->seed, (unsigned long long)h->n_windows, h->seq,
+           h->stride);
     printf("  data: %llu tokens, hash %016llx; tokenizer hash %016llx\n", (unsigned long long)h->n_tokens,
            (unsigned long long)h->data_hash, (unsigned long long)h->tok_hash);
     printf("  %llu positions, %llu body bytes: %.2f bytes per position (%u-byte ids, %u-byte counts)\n",
@@ -81,7 +83,7 @@ static void out_name(const char *pat, int k, char *buf, size_t n) {
 
 static int cache(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *samples = NULL, *out = NULL, *tokenizer = NULL, *v;
-    long seq = 256, seed = 1, threads = 0;
+    long seq = 256, seed = 1, threads = 0, stride = 1;
     double temp = 1.0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -95,7 +97,11 @@ static int cache(int argc, char **argv) {
                           : !strcmp(a, "--out")                      ? &out
                           : !strcmp(a, "--tokenizer")                ? &tokenizer
                                                                      : NULL;
-        long *iv = !strcmp(a, "--seq") ? &seq : !strcmp(a, "--seed") ? &seed : !strcmp(a, "-t") || !strcmp(a, "--threads") ? &threads : NULL;
+        long *iv = !strcmp(a, "--seq")                               ? &seq
+                   : !strcmp(a, "--seed")                            ? &seed
+                   : !strcmp(a, "--stride")                          ? &stride
+                   : !strcmp(a, "-t") || !strcmp(a, "--threads")     ? &threads
+                                                                     : NULL;
         if (!sv && !iv && strcmp(a, "--temperature")) {
             fprintf(stderr, "gemma2 distill cache: unknown option '%s'\n", a);
             usage(stderr);
@@ -103,7 +109,8 @@ static int cache(int argc, char **argv) {
         }
         if (!(v = g2_cli_value(argc, argv, &i, "distill cache"))) return 2;
         if (sv) *sv = v;
-        if (iv && !g2_cli_parse_int(v, iv == &seq ? 2 : 0, iv == &seq ? 1 << 20 : (1L << 53) - 1, iv)) {
+        if (iv && !g2_cli_parse_int(v, iv == &seq || iv == &stride ? (iv == &seq ? 2 : 1) : 0,
+                                    iv == &seq || iv == &stride ? 1 << 20 : (1L << 53) - 1, iv)) {
             fprintf(stderr, "gemma2 distill cache: %s wants a non-negative integer, got '%s'\n", a, v);
             return 2;
         }
@@ -164,7 +171,7 @@ static int cache(int argc, char **argv) {
     for (int q = 0; q < nk; q++) {
         g2_dcache_header h;
         g2_dcache_header_init(&h, (uint32_t)V, (uint32_t)ks[q], (uint32_t)T, (float)temp, (uint64_t)seed, thash,
-                              dhash, shard.n_tokens);
+                              dhash, shard.n_tokens, (uint32_t)stride);
         out_name(out, ks[q], path, sizeof path);
         if (access(path, F_OK) == 0) {
             snprintf(err.msg, sizeof err.msg, "%.400s exists (remove it to make it again)", path);
@@ -198,7 +205,8 @@ static int cache(int argc, char **argv) {
     g2_progress_begin(&pr, "teacher");
     const double t0 = g2_now();
     for (uint64_t j = start; j < nw; j++) {
-        if (gemma2_context_rewind(ctx, 0, &err) || gemma2_eval(ctx, shard.tokens + j * T, T, logits, &err)) goto fail;
+        const uint64_t dj = j * (uint64_t)stride; /* the data window */
+        if (gemma2_context_rewind(ctx, 0, &err) || gemma2_eval(ctx, shard.tokens + dj * T, T, logits, &err)) goto fail;
         /* positions in parallel (each has its own random stream, g2_distill_rng), one softmax
          * per position shared by every K; then each cache's window is packed and appended */
 #pragma omp parallel num_threads(nth)
@@ -210,7 +218,7 @@ static int cache(int argc, char **argv) {
                 const double total = g2_distill_cdf(logits + (size_t)t * V, V, temp, cd);
                 for (int q = 0; q < nk; q++) {
                     g2_rng r;
-                    g2_distill_rng(&r, (uint64_t)seed, ks[q], j * (uint64_t)T + (uint64_t)t);
+                    g2_distill_rng(&r, (uint64_t)seed, ks[q], dj * (uint64_t)T + (uint64_t)t);
                     const size_t at = ((size_t)q * T + t) * nmax;
                     npos[q * T + t] = g2_distill_draw(cd, V, total, ks[q], &r, uu, ids + at, counts + at);
                 }

@@ -27,12 +27,15 @@ T_BATCH=${T_BATCH:-16}
 T_LR=${T_LR:-1.5e-3}
 # students: one smaller shape, the same token budget for every run
 S_SHAPE=${S_SHAPE:-"--hidden 128 --layers 4 --heads 2 --kv-heads 1 --head-dim 64 --ffn 512 --window 64"}
-S_STEPS=${S_STEPS:-400}
+S_STEPS=${S_STEPS:-300}
 S_BATCH=${S_BATCH:-16}
 S_LR=${S_LR:-3e-3}
 KS=${KS:-"8 32 256"}
 TOPKS=${TOPKS:-"32"}      # on-the-fly teacher top-K runs (besides the full distribution)
 TEMP=${TEMP:-1.0}
+# the teacher stores every STRIDE-th window of train.bin: 4,639 windows x 128 = 594k tokens, about
+# the students' budget of 300 x 16 x 128 = 614k tokens (a full pass would take 3x longer)
+STRIDE=${STRIDE:-3}
 
 DATA_FILES="data/pretrain/tiny_shakespeare.txt data/pretrain/moby_dick.txt data/pretrain/jane_austen_6_novels.txt"
 WIKI=${WIKI:-../shared/data/eval/wikitext-2-raw/wiki.test.raw}
@@ -76,15 +79,19 @@ if has cache; then
     if [ -n "$missing" ]; then
         say "sampled teacher caches, K = $missing"
         $NICE $G distill cache -m "$TEACHER" --data "$EXP/data" --samples "$missing" --temperature "$TEMP" \
-            --seed 7 --seq "$SEQ" -t "$THREADS" --out "$EXP/cache-k{K}.g2d"
+            --seed 7 --seq "$SEQ" --stride "$STRIDE" -t "$THREADS" --out "$EXP/cache-k{K}.g2d"
     fi
 fi
 
 if has students; then
     S="$S_SHAPE --batch $S_BATCH --lr $S_LR --warmup 20"
-    train scratch "$S_STEPS" $S
+    # the control: the cache's windows (the same data as the distilled students), one-hot loss
+    K0=${KS%% *}
+    train scratch "$S_STEPS" $S --distill "$EXP/cache-k$K0.g2d" --distill-alpha 1
     for K in $KS; do train "distill-k$K" "$S_STEPS" $S --distill "$EXP/cache-k$K.g2d"; done
+    # on the fly: random windows of all of train.bin (no cache to align to)
     train teacher-full "$S_STEPS" $S --teacher "$TEACHER"
+    train scratch-all "$S_STEPS" $S
     for K in $TOPKS; do train "teacher-top$K" "$S_STEPS" $S --teacher "$TEACHER" --teacher-topk "$K"; done
 fi
 

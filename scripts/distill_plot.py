@@ -6,8 +6,8 @@ the teacher's target, which is not comparable with the one-hot loss). Plain SVG,
 import csv, os, sys
 
 exp, out = sys.argv[1], sys.argv[2]
-order = ["teacher", "scratch", "distill-k8", "distill-k32", "distill-k256", "teacher-full", "teacher-top32"]
-colors = ["#000000", "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+order = ["teacher", "scratch", "distill-k8", "distill-k32", "distill-k256", "teacher-full", "scratch-all", "teacher-top32"]
+colors = ["#000000", "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#e377c2", "#8c564b"]
 runs = []
 for name, col in zip(order, colors):
     p = os.path.join(exp, "runs", name, "log.csv")

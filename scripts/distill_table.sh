@@ -25,16 +25,17 @@ ppl() { # model, args... -> "PPL +/- err"
 desc() {
     case $1 in
     teacher) echo "teacher (next-token CE)" ;;
-    scratch) echo "from scratch (next-token CE)" ;;
+    scratch) echo "from scratch: next-token CE on the cache's windows" ;;
+    scratch-all) echo "from scratch: next-token CE, random windows of all data" ;;
     distill-k*) echo "stored samples, K = ${1#distill-k}" ;;
-    teacher-full) echo "teacher on the fly, full distribution" ;;
+    teacher-full) echo "teacher on the fly, full distribution (random windows of all data)" ;;
     teacher-top*) echo "teacher on the fly, top-${1#teacher-top}" ;;
     *) echo "$1" ;;
     esac
 }
 echo "| run | target | tokens seen | val PPL | WT2 test PPL | params |"
 echo "|---|---|---:|---:|---:|---:|"
-for r in teacher scratch distill-k8 distill-k32 distill-k256 teacher-full teacher-top32; do
+for r in teacher scratch distill-k8 distill-k32 distill-k256 teacher-full scratch-all teacher-top32; do
     d="$EXP/runs/$r"
     [ -f "$d/latest" ] || continue
     ck="$d/$(cat "$d/latest")"

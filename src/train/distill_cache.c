@@ -22,13 +22,15 @@ static uint64_t get_le(const unsigned char *p, int n) {
 }
 
 void g2_dcache_header_init(g2_dcache_header *h, uint32_t vocab, uint32_t K, uint32_t seq, float temperature,
-                           uint64_t seed, uint64_t tok_hash, uint64_t data_hash, uint64_t n_tokens) {
+                           uint64_t seed, uint64_t tok_hash, uint64_t data_hash, uint64_t n_tokens, uint32_t stride) {
     memset(h, 0, sizeof *h);
+    h->stride = stride ? stride : 1;
     h->version = 1, h->vocab = vocab, h->K = K, h->seq = seq, h->temperature = temperature, h->seed = seed;
     h->tok_hash = tok_hash, h->data_hash = data_hash, h->n_tokens = n_tokens;
     h->id_bytes = vocab <= (1u << 16) ? 2 : vocab <= (1u << 24) ? 3 : 4;
     h->cnt_bytes = K <= 256 ? 1 : 2;
-    h->n_windows = n_tokens > 1 && seq > 0 ? (n_tokens - 1) / seq : 0;
+    const uint64_t all = n_tokens > 1 && seq > 0 ? (n_tokens - 1) / seq : 0;
+    h->n_windows = (all + h->stride - 1) / h->stride;
 }
 
 uint64_t g2_dcache_data_hash(const int32_t *tokens, size_t n) {
@@ -71,6 +73,7 @@ static void header_bytes(const g2_dcache_header *h, unsigned char *p) {
     put_le(p + 48, h->data_hash, 8);
     put_le(p + 56, h->n_tokens, 8);
     put_le(p + 64, h->n_windows, 8);
+    put_le(p + 72, h->stride, 4);
 }
 
 static gemma2_status parse_header(const char *path, const unsigned char *p, size_t n, g2_dcache_header *h,
@@ -87,9 +90,11 @@ static gemma2_status parse_header(const char *path, const unsigned char *p, size
     h->id_bytes = p[28], h->cnt_bytes = p[29];
     h->seed = get_le(p + 32, 8), h->tok_hash = get_le(p + 40, 8), h->data_hash = get_le(p + 48, 8);
     h->n_tokens = get_le(p + 56, 8), h->n_windows = get_le(p + 64, 8);
+    h->stride = (uint32_t)get_le(p + 72, 4);
+    if (!h->stride) h->stride = 1;
     g2_dcache_header want;
     g2_dcache_header_init(&want, h->vocab, h->K, h->seq, h->temperature, h->seed, h->tok_hash, h->data_hash,
-                          h->n_tokens);
+                          h->n_tokens, h->stride);
     if (!h->vocab || !h->K || h->K > 65536 || !h->seq || h->id_bytes != want.id_bytes ||
         h->cnt_bytes != want.cnt_bytes || h->n_windows != want.n_windows)
         return g2_fail(err, GEMMA2_ERR_FORMAT,
@@ -159,7 +164,7 @@ static char *cat(const char *a, const char *b) {
 static int same_header(const g2_dcache_header *a, const g2_dcache_header *b) {
     return a->version == b->version && a->vocab == b->vocab && a->K == b->K && a->seq == b->seq &&
            a->temperature == b->temperature && a->seed == b->seed && a->tok_hash == b->tok_hash &&
-           a->data_hash == b->data_hash && a->n_tokens == b->n_tokens;
+           a->data_hash == b->data_hash && a->n_tokens == b->n_tokens && a->stride == b->stride;
 }
 
 /* Reads the complete windows of an existing partial file (positioned after the header), filling

@@ -1,10 +1,12 @@
-/* distill_cache.h - the stored teacher samples: for every position of the training tokens, the
+/* distill_cache.h - the stored teacher samples: for every position of the training tokens (or of
+ * every stride-th window of them), the
  * ids that K draws from the teacher's softmax(logits / T) gave, deduplicated, with their counts.
  *
  * The teacher reads the training shard in consecutive windows of `seq` tokens (window j: inputs
  * tokens[j*seq .. j*seq+seq), the next tokens one further), n_windows = (n_tokens - 1) / seq; the
  * student trained with --distill reads the same windows, so its context at every position is the
- * teacher's.
+ * teacher's. With a stride S > 1 only data windows 0, S, 2S, ... are stored (cache window i is data
+ * window i*S): a cheaper teacher pass when the students see fewer tokens than the data holds.
  *
  * File (little-endian):
  *   offset 0   8  magic "G2DCACHE"
@@ -20,8 +22,9 @@
  *         40   u64 tokenizer hash (FNV-1a 64 of the tokenizer file; 0 = unknown)
  *         48   u64 data hash (FNV-1a 64 of the shard's token bytes, i.e. the file from offset 32)
  *         56   u64 n_tokens of the shard
- *         64   u64 n_windows
- *         72   24 bytes reserved (0)
+ *         64   u64 n_windows (stored: ceil(((n_tokens - 1) / seq) / stride))
+ *         72   u32 stride (0 is read as 1)
+ *         76   20 bytes reserved (0)
  *         96   body: the windows in order; a window is `seq` positions; a position is
  *              (n - 1) in cnt_bytes, then n pairs (id in id_bytes, count - 1 in cnt_bytes),
  *              ids ascending, counts summing to K.
@@ -46,7 +49,7 @@
 #define G2_DCACHE_HEADER 96
 
 typedef struct {
-    uint32_t version, vocab, K, seq;
+    uint32_t version, vocab, K, seq, stride;
     float temperature;
     uint8_t id_bytes, cnt_bytes;
     uint64_t seed, tok_hash, data_hash, n_tokens, n_windows;
@@ -54,7 +57,7 @@ typedef struct {
 
 /* Fills the derived fields (version, id_bytes, cnt_bytes, n_windows) of a header. */
 void g2_dcache_header_init(g2_dcache_header *h, uint32_t vocab, uint32_t K, uint32_t seq, float temperature,
-                           uint64_t seed, uint64_t tok_hash, uint64_t data_hash, uint64_t n_tokens);
+                           uint64_t seed, uint64_t tok_hash, uint64_t data_hash, uint64_t n_tokens, uint32_t stride);
 
 /* The FNV-1a data hash of a token array, as the header stores it. */
 uint64_t g2_dcache_data_hash(const int32_t *tokens, size_t n);

@@ -82,7 +82,7 @@ gemma2_status g2_distill_cache_batch(g2_distill_src *s, const g2_shard *train, g
     int64_t base = 0;
     for (int b = 0; b < B; b++) {
         const uint64_t j = g2_rng_below(r, s->cache.h.n_windows);
-        const int32_t *w = train->tokens + j * (uint64_t)T;
+        const int32_t *w = train->tokens + j * s->cache.h.stride * (uint64_t)T;
         for (int t = 0; t < T; t++) ids[b * T + t] = w[t], targets[b * T + t] = w[t + 1];
         int64_t *row = s->row + (size_t)b * T;
         /* each window decodes at 0-based offsets (its row[0] overwrites the previous window's

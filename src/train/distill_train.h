@@ -34,7 +34,8 @@ gemma2_status g2_distill_open_teacher(g2_distill_src *s, const char *dir, const 
                                       int T, int nt, int topk, float alpha, gemma2_error *err);
 void g2_distill_close(g2_distill_src *s);
 
-/* Cache mode: B random windows aligned to the cache's (window j = tokens[j*T .. j*T+T]), their
+/* Cache mode: B random windows of the cache's (cache window j = tokens[j*S*T .. j*S*T+T], S its
+ * stride), their
  * inputs/targets, and the sampled targets into s->st. */
 gemma2_status g2_distill_cache_batch(g2_distill_src *s, const g2_shard *train, g2_rng *r, int32_t *ids,
                                      int32_t *targets, gemma2_error *err);

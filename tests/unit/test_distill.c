@@ -346,7 +346,7 @@ static void test_cache_roundtrip_resume_and_bad_input(void) {
     const size_t nt = sizeof tokens / 4;
     const uint64_t dh = g2_dcache_data_hash(tokens, nt);
     g2_dcache_header h;
-    g2_dcache_header_init(&h, CV, CK, CT, 1.0f, 42, 0x1234, dh, nt);
+    g2_dcache_header_init(&h, CV, CK, CT, 1.0f, 42, 0x1234, dh, nt, 1);
     CHECK(h.n_windows == 9 && h.id_bytes == 2 && h.cnt_bytes == 1, "header fields");
     gemma2_error err;
 
