@@ -38,10 +38,36 @@ G2_INLINE __m512 ldw_mask(int kind, const uint8_t *p, __mmask16 m) {
     return _mm512_cvtph_ps(h);
 }
 
+/* Decode (one token): each row streamed on its own with four independent sums, so that a thread
+ * reads one sequential stream at a time (what the hardware prefetcher follows best). */
+G2_INLINE float row_dot_float(int kind, const uint8_t *w, const float *x, int64_t cols) {
+    const size_t esz = kind == K_F32 ? 4 : 2;
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    int64_t c = 0;
+    for (; c + 64 <= cols; c += 64) {
+        s0 = _mm512_fmadd_ps(ldw(kind, w + (size_t)c * esz), _mm512_loadu_ps(x + c), s0);
+        s1 = _mm512_fmadd_ps(ldw(kind, w + (size_t)(c + 16) * esz), _mm512_loadu_ps(x + c + 16), s1);
+        s2 = _mm512_fmadd_ps(ldw(kind, w + (size_t)(c + 32) * esz), _mm512_loadu_ps(x + c + 32), s2);
+        s3 = _mm512_fmadd_ps(ldw(kind, w + (size_t)(c + 48) * esz), _mm512_loadu_ps(x + c + 48), s3);
+    }
+    for (; c + 16 <= cols; c += 16) s0 = _mm512_fmadd_ps(ldw(kind, w + (size_t)c * esz), _mm512_loadu_ps(x + c), s0);
+    if (c < cols) {
+        const __mmask16 m = (__mmask16)((1u << (cols - c)) - 1);
+        s1 = _mm512_fmadd_ps(ldw_mask(kind, w + (size_t)c * esz, m), _mm512_maskz_loadu_ps(m, x + c), s1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+
 G2_INLINE void tile_float(int kind, const int NR, const int NT, const uint8_t *w, size_t rb, const g2_act *a, int t0,
                           float *y, size_t ldy) {
     const size_t esz = kind == K_F32 ? 4 : 2;
     const int64_t cols = a->cols;
+    if (NT == 1) {
+        const float *x0 = g2_act_f32(a, t0);
+        G2_UNROLL
+        for (int r = 0; r < NR; r++) y[r] = row_dot_float(kind, w + (size_t)r * rb, x0, cols);
+        return;
+    }
     const float *x[4];
     __m512 acc[4][4];
     G2_UNROLL
