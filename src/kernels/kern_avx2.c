@@ -92,12 +92,24 @@ G2_INLINE void tile_float(int kind, const int NR, const int NT, const uint8_t *w
 #define BODY_BF16(R, T, ...) tile_float(K_BF16, R, T, __VA_ARGS__)
 #define BODY_F16(R, T, ...) tile_float(K_F16, R, T, __VA_ARGS__)
 static void tile_f32(const uint8_t *w, size_t rb, int nr, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
+    if (nt == 1) { /* decode: one row streamed at a time (a single sequential stream per thread) */
+        for (int r = 0; r < nr; r++) BODY_F32(1, 1, w + (size_t)r * rb, rb, a, t0, y + r, ldy);
+        return;
+    }
     G2_TILE_SWITCH(BODY_F32, nr, nt, w, rb, a, t0, y, ldy)
 }
 static void tile_bf16(const uint8_t *w, size_t rb, int nr, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
+    if (nt == 1) { /* decode: one row streamed at a time (a single sequential stream per thread) */
+        for (int r = 0; r < nr; r++) BODY_BF16(1, 1, w + (size_t)r * rb, rb, a, t0, y + r, ldy);
+        return;
+    }
     G2_TILE_SWITCH(BODY_BF16, nr, nt, w, rb, a, t0, y, ldy)
 }
 static void tile_f16(const uint8_t *w, size_t rb, int nr, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
+    if (nt == 1) { /* decode: one row streamed at a time (a single sequential stream per thread) */
+        for (int r = 0; r < nr; r++) BODY_F16(1, 1, w + (size_t)r * rb, rb, a, t0, y + r, ldy);
+        return;
+    }
     G2_TILE_SWITCH(BODY_F16, nr, nt, w, rb, a, t0, y, ldy)
 }
 
@@ -159,9 +171,17 @@ G2_INLINE void tile_q32(int q4, const int NR, const int NT, const uint8_t *w, si
 #define BODY_Q8_0(R, T, ...) tile_q32(0, R, T, __VA_ARGS__)
 #define BODY_Q4_0(R, T, ...) tile_q32(1, R, T, __VA_ARGS__)
 static void tile_q8_0(const uint8_t *w, size_t rb, int nr, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
+    if (nt == 1) { /* decode: one row streamed at a time (a single sequential stream per thread) */
+        for (int r = 0; r < nr; r++) BODY_Q8_0(1, 1, w + (size_t)r * rb, rb, a, t0, y + r, ldy);
+        return;
+    }
     G2_TILE_SWITCH(BODY_Q8_0, nr, nt, w, rb, a, t0, y, ldy)
 }
 static void tile_q4_0(const uint8_t *w, size_t rb, int nr, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
+    if (nt == 1) { /* decode: one row streamed at a time (a single sequential stream per thread) */
+        for (int r = 0; r < nr; r++) BODY_Q4_0(1, 1, w + (size_t)r * rb, rb, a, t0, y + r, ldy);
+        return;
+    }
     G2_TILE_SWITCH(BODY_Q4_0, nr, nt, w, rb, a, t0, y, ldy)
 }
 
@@ -300,9 +320,17 @@ G2_INLINE void tile_q6_k_body(const int NR, const int NT, const uint8_t *w, size
 #define BODY_Q4_K(R, T, ...) tile_q4_k_body(R, T, __VA_ARGS__)
 #define BODY_Q6_K(R, T, ...) tile_q6_k_body(R, T, __VA_ARGS__)
 static void tile_q4_k(const uint8_t *w, size_t rb, int nr, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
+    if (nt == 1) { /* decode: one row streamed at a time (a single sequential stream per thread) */
+        for (int r = 0; r < nr; r++) BODY_Q4_K(1, 1, w + (size_t)r * rb, rb, a, t0, y + r, ldy);
+        return;
+    }
     G2_TILE_SWITCH(BODY_Q4_K, nr, nt, w, rb, a, t0, y, ldy)
 }
 static void tile_q6_k(const uint8_t *w, size_t rb, int nr, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
+    if (nt == 1) { /* decode: one row streamed at a time (a single sequential stream per thread) */
+        for (int r = 0; r < nr; r++) BODY_Q6_K(1, 1, w + (size_t)r * rb, rb, a, t0, y + r, ldy);
+        return;
+    }
     G2_TILE_SWITCH(BODY_Q6_K, nr, nt, w, rb, a, t0, y, ldy)
 }
 
