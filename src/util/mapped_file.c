@@ -45,11 +45,31 @@ gemma2_status g2_mapped_file_to_memory(g2_mapped_file *f, gemma2_error *err) {
         return g2_fail(err, GEMMA2_ERR_NOMEM, "%s: out of memory for %zu bytes", f->path, f->size);
     }
     madvise(a, f->size, MADV_HUGEPAGE); /* a hint: without huge pages it still works */
-    /* copy in parallel: the first touch of anonymous memory is what costs */
-#pragma omp parallel for schedule(static)
+    /* read with pread rather than copying from the mapping, so that the file's pages are never
+     * mapped into this process (they would count in its RSS next to the copy); in parallel,
+     * since the first touch of anonymous memory is what costs */
+    int fd = open(f->path, O_RDONLY);
+    if (fd < 0) {
+        munmap(a, f->size);
+        return g2_fail(err, GEMMA2_ERR_IO, "%s: cannot open: %s", f->path, strerror(errno));
+    }
+    int bad = 0;
+#pragma omp parallel for schedule(static) reduction(| : bad)
     for (size_t off = 0; off < f->size; off += HUGE_PAGE) {
-        size_t n = f->size - off < HUGE_PAGE ? f->size - off : HUGE_PAGE;
-        memcpy(a + off, f->data + off, n);
+        size_t n = f->size - off < HUGE_PAGE ? f->size - off : HUGE_PAGE, got = 0;
+        while (got < n) {
+            ssize_t r = pread(fd, a + off + got, n - got, (off_t)(off + got));
+            if (r <= 0) {
+                bad = 1;
+                break;
+            }
+            got += (size_t)r;
+        }
+    }
+    close(fd);
+    if (bad) {
+        munmap(a, f->size);
+        return g2_fail(err, GEMMA2_ERR_IO, "%s: read failed (file changed or truncated?)", f->path);
     }
     mprotect(a, f->size, PROT_READ);
     /* move the copy over the file mapping: every pointer into the file stays valid */
