@@ -14,7 +14,7 @@
 #include "train/data.h"
 #include "train/distill.h"
 #include "train/distill_cache.h"
-#include "train/rng.h"
+#include "util/rng.h"
 
 #define MAX_KS 8
 

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sample/sample_rng.h"
+#include "util/rng.h"
 #include "util/error.h"
 
 typedef struct {
@@ -31,7 +31,7 @@ struct gemma2_sampler {
     uint8_t *seen;    /* vocab flags: penalise an id once however often it occurs */
     int32_t *history; /* ring buffer of the last repeat_last_n accepted ids */
     int hist_len, hist_next;
-    g2_sample_rng rng;
+    g2_rng rng;
 };
 
 gemma2_sampler_options gemma2_sampler_default_options(void) {
@@ -81,7 +81,7 @@ gemma2_status gemma2_sampler_create(const gemma2_sampler_options *opt, int vocab
         gemma2_sampler_free(s);
         return g2_fail(err, GEMMA2_ERR_NOMEM, "sampler: out of memory for a vocabulary of %d", vocab_size);
     }
-    g2_sample_rng_seed(&s->rng, o.seed);
+    g2_rng_seed(&s->rng, o.seed);
     *out = s;
     return GEMMA2_OK;
 }
@@ -104,7 +104,7 @@ void gemma2_sampler_accept(gemma2_sampler *s, int32_t id) {
 
 void gemma2_sampler_reset(gemma2_sampler *s) { s->hist_len = s->hist_next = 0; }
 
-void gemma2_sampler_set_seed(gemma2_sampler *s, uint64_t seed) { g2_sample_rng_seed(&s->rng, seed); }
+void gemma2_sampler_set_seed(gemma2_sampler *s, uint64_t seed) { g2_rng_seed(&s->rng, seed); }
 
 /* ---- ordering: larger logit first, then lower id (a strict total order) -------------------- */
 
@@ -307,7 +307,7 @@ int32_t gemma2_sampler_sample(gemma2_sampler *s, const float *logits) {
     int sorted;
     int n = run_chain(s, logits, &total, &sorted);
     if (n == 1) return s->cand[0].id;
-    const double u = g2_sample_rng_uniform(&s->rng) * total;
+    const double u = g2_rng_uniform(&s->rng) * total;
     double acc = 0;
     int last = 0;
     for (int i = 0; i < n; i++) {

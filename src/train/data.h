@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "gemma2.h"
-#include "train/rng.h"
+#include "util/rng.h"
 
 #define G2_SHARD_MAGIC "G2TOKENS"
 #define G2_SHARD_HEADER 32

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "train/rng.h"
+#include "util/rng.h"
 
 typedef struct g2_soft_target {
     const int64_t *row;  /* [N+1] CSR offsets into id/w (NULL: no sparse part) */

@@ -10,7 +10,7 @@
 #include "formats/hf_dir.h"
 #include "formats/safetensors.h"
 #include "model/config.h"
-#include "train/rng.h"
+#include "util/rng.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/half.h"

@@ -16,7 +16,7 @@
 #include "train/distill_cache.h"
 #include "train/graph.h"
 #include "train/ops.h"
-#include "train/rng.h"
+#include "util/rng.h"
 #include "train/tmodel.h"
 
 static void fill(float *x, size_t n, g2_rng *r, double sd) {

@@ -9,7 +9,7 @@
 #include "harness.h"
 #include "train/checkpoint.h"
 #include "train/graph.h"
-#include "train/rng.h"
+#include "util/rng.h"
 #include "train/tmodel.h"
 
 static void test_roundtrip_and_inference_logits(void) {

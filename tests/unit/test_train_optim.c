@@ -6,7 +6,7 @@
 #include "harness.h"
 #include "train/graph.h"
 #include "train/optim.h"
-#include "train/rng.h"
+#include "util/rng.h"
 #include "train/tmodel.h"
 
 static void test_lr_schedule(void) {

@@ -1,7 +1,9 @@
-/* rng.h - a small deterministic PRNG (xoshiro256**, seeded by splitmix64) for initialisation and
- * batch sampling: no global state, the same stream on every machine. */
-#ifndef G2_TRAIN_RNG_H
-#define G2_TRAIN_RNG_H
+/* rng.h - a small deterministic PRNG: xoshiro256** (Blackman & Vigna), seeded through splitmix64
+ * so that nearby seeds (0, 1, 2, ...) give unrelated streams. For weight initialisation, batch
+ * sampling, teacher samples and the sampler: no global state (each user owns its g2_rng), the
+ * same stream on every machine. */
+#ifndef G2_UTIL_RNG_H
+#define G2_UTIL_RNG_H
 
 #include <math.h>
 #include <stdint.h>
