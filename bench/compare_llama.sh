@@ -28,7 +28,7 @@ make -s gemma2
 for t in $TYPES; do
     [ "$t" = bf16 ] || [ -f "$W/g2b-$t.gguf" ] || ./gemma2 quantize "$W/g2b-bf16.gguf" "$W/g2b-$t.gguf" --type "$t" -q -t "$T"
 done
-bw=$(bash bench/kernels_bench.sh "$T" 3 2>/dev/null | sed -n 's/^memory read bandwidth.*: \([0-9.]*\) GB\/s.*/\1/p')
+bw=$(bash bench/kernels_bench.sh "$T" 3 2>/dev/null | sed -n 's/^memory read bandwidth.*median \([0-9.]*\) GB\/s.*/\1/p')
 echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $T threads, load=$LOAD, read bandwidth ${bw:-?} GB/s"
 lm=$([ "$LOAD" = read ] && echo none || echo mmap)
 log=$W/compare_$LOAD.log
