@@ -74,6 +74,14 @@ const char *g2_cli_value(int argc, char **argv, int *i, const char *cmd) {
     return argv[++*i];
 }
 
+int g2_cli_parse_kv_type(const char *s, int *out) {
+    if (!strcmp(s, "f32")) *out = GEMMA2_TYPE_F32;
+    else if (!strcmp(s, "f16")) *out = GEMMA2_TYPE_F16;
+    else if (!strcmp(s, "bf16")) *out = GEMMA2_TYPE_BF16;
+    else return 0;
+    return 1;
+}
+
 int g2_cli_parse_load_mode(const char *s, gemma2_load_mode *out) {
     if (!strcmp(s, "mmap")) *out = GEMMA2_LOAD_MMAP;
     else if (!strcmp(s, "read")) *out = GEMMA2_LOAD_READ;

@@ -19,6 +19,9 @@ int g2_cli_parse_ids(const char *text, const char *what, int32_t **ids);
 /* Reads the value of option argv[*i] (advancing *i); prints an error and returns NULL if missing. */
 const char *g2_cli_value(int argc, char **argv, int *i, const char *cmd);
 
+/* "f32", "f16" or "bf16" (a gemma2_weight_type for the KV cache). 1 on success. */
+int g2_cli_parse_kv_type(const char *s, int *out);
+
 /* "mmap" or "read" (gemma2_load_mode). 1 on success. */
 int g2_cli_parse_load_mode(const char *s, gemma2_load_mode *out);
 

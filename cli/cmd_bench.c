@@ -28,6 +28,7 @@ static void usage(FILE *f) {
             "  --ctx N             context size (default: prompt, or depth + gen, whichever is larger)\n"
             "  --seed S            seed of the pseudo-random token ids (default 1)\n"
             "  --no-warmup         skip the untimed warm-up run\n"
+            "  --kv-type TYPE      KV cache storage: f32 (default), f16 or bf16\n"
             "  --load-mode MODE    mmap: map the file (default); read: copy the weights into memory on\n"
             "                      huge pages (as llama-bench --load-mode none)\n");
 }
@@ -59,9 +60,10 @@ static void make_ids(int32_t *ids, int n, int vocab, uint64_t seed) {
 }
 
 /* One run: returns seconds, or -1 on error (message printed). */
-static double run_once(const gemma2_model *m, int n_ctx, const int32_t *ids, int pp, int tg, int depth) {
+static double run_once(const gemma2_model *m, int n_ctx, int kv_type, const int32_t *ids, int pp, int tg, int depth) {
     gemma2_context_options co = gemma2_context_default_options();
     co.n_ctx = n_ctx;
+    co.kv_type = kv_type;
     gemma2_context *c;
     gemma2_error err;
     if (gemma2_context_create(m, &co, &c, &err)) {
@@ -86,14 +88,14 @@ static double run_once(const gemma2_model *m, int n_ctx, const int32_t *ids, int
     return t;
 }
 
-static int run_test(const gemma2_model *m, const char *path, int n_ctx, const int32_t *ids, int pp, int tg,
+static int run_test(const gemma2_model *m, const char *path, int n_ctx, int kv_type, const int32_t *ids, int pp, int tg,
                     int depth, int reps, int warmup, int threads) {
-    if (warmup && run_once(m, n_ctx, ids, pp, tg, depth) < 0) return 1;
+    if (warmup && run_once(m, n_ctx, kv_type, ids, pp, tg, depth) < 0) return 1;
     double *tps = calloc((size_t)reps, sizeof *tps), *ms = calloc((size_t)reps, sizeof *ms);
     if (!tps || !ms) return 1;
     const int n = pp ? pp : tg;
     for (int r = 0; r < reps; r++) {
-        double s = run_once(m, n_ctx, ids, pp, tg, depth);
+        double s = run_once(m, n_ctx, kv_type, ids, pp, tg, depth);
         if (s < 0) {
             free(tps);
             free(ms);
@@ -118,9 +120,9 @@ static int run_test(const gemma2_model *m, const char *path, int n_ctx, const in
         snprintf(name, sizeof name, "tg%d@d%d", tg, depth);
     else
         snprintf(name, sizeof name, "tg%d", tg);
-    printf("%s t/s=%.3f min=%.3f max=%.3f reps=%d samples=%s ms=%.1f threads=%d kv=f32 depth=%d file_bytes=%zu "
+    printf("%s t/s=%.3f min=%.3f max=%.3f reps=%d samples=%s ms=%.1f threads=%d kv=%s depth=%d file_bytes=%zu "
            "model_bytes=%zu n_params=%lld peak_rss=%ld",
-           name, med, tps[0], tps[reps - 1], reps, samples, med_ms, threads, depth, st.file_bytes, st.weight_bytes,
+           name, med, tps[0], tps[reps - 1], reps, samples, med_ms, threads, kv_type == GEMMA2_TYPE_F32 ? "f32" : kv_type == GEMMA2_TYPE_F16 ? "f16" : "bf16", depth, st.file_bytes, st.weight_bytes,
            (long long)st.n_params, peak_rss_bytes());
     /* decode reads every weight once per token: the achieved weight traffic */
     if (!pp) printf(" weight_GB/s=%.2f", med * (double)st.weight_bytes / 1e9);
@@ -136,6 +138,7 @@ int g2_cmd_bench(int argc, char **argv) {
     long pp = 512, tg = 128, depth = 0, threads = 0, reps = 3, n_ctx = 0, seed = 1;
     int warmup = 1;
     gemma2_load_mode load_mode = GEMMA2_LOAD_MMAP;
+    int kv_type = GEMMA2_TYPE_F32;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         long *dst = NULL, lo = 0;
@@ -147,6 +150,13 @@ int g2_cmd_bench(int argc, char **argv) {
             continue;
         } else if (!strcmp(a, "--no-warmup")) {
             warmup = 0;
+            continue;
+        } else if (!strcmp(a, "--kv-type")) {
+            if (!(v = g2_cli_value(argc, argv, &i, "bench"))) return 2;
+            if (!g2_cli_parse_kv_type(v, &kv_type)) {
+                fprintf(stderr, "gemma2 bench: --kv-type must be f32, f16 or bf16, got '%s'\n", v);
+                return 2;
+            }
             continue;
         } else if (!strcmp(a, "--load-mode")) {
             if (!(v = g2_cli_value(argc, argv, &i, "bench"))) return 2;
@@ -223,8 +233,8 @@ int g2_cmd_bench(int argc, char **argv) {
                                  (int)n_ctx));
     fflush(stdout);
     int rc = 0;
-    if (pp) rc |= run_test(m, path, (int)n_ctx, ids, (int)pp, 0, 0, (int)reps, warmup, (int)threads);
-    if (tg && !rc) rc |= run_test(m, path, (int)n_ctx, ids, 0, (int)tg, (int)depth, (int)reps, warmup, (int)threads);
+    if (pp) rc |= run_test(m, path, (int)n_ctx, kv_type, ids, (int)pp, 0, 0, (int)reps, warmup, (int)threads);
+    if (tg && !rc) rc |= run_test(m, path, (int)n_ctx, kv_type, ids, 0, (int)tg, (int)depth, (int)reps, warmup, (int)threads);
     free(ids);
     gemma2_model_close(m);
     return rc;

@@ -19,7 +19,8 @@ static void usage(FILE *f) {
             "  --decode            evaluate one token at a time through the KV cache (default: one batch)\n"
             "  --ctx N             context size (default: the number of tokens)\n"
             "  -t, --threads N     threads (default: all cores)\n"
-            "  --load-mode MODE    mmap (default) or read: copy the weights into memory on huge pages\n");
+            "  --load-mode MODE    mmap (default) or read: copy the weights into memory on huge pages\n"
+            "  --kv-type TYPE      KV cache storage: f32 (default), f16 or bf16\n");
 }
 
 int g2_cmd_logits(int argc, char **argv) {
@@ -27,6 +28,7 @@ int g2_cmd_logits(int argc, char **argv) {
     long n_ctx = 0, threads = 0;
     int decode = 0;
     gemma2_model_options mo = gemma2_model_default_options();
+    int kv_type = GEMMA2_TYPE_F32;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -42,6 +44,12 @@ int g2_cmd_logits(int argc, char **argv) {
             if (!(out = g2_cli_value(argc, argv, &i, "logits"))) return 2;
         } else if (!strcmp(a, "--decode")) {
             decode = 1;
+        } else if (!strcmp(a, "--kv-type")) {
+            if (!(v = g2_cli_value(argc, argv, &i, "logits"))) return 2;
+            if (!g2_cli_parse_kv_type(v, &kv_type)) {
+                fprintf(stderr, "gemma2 logits: --kv-type must be f32, f16 or bf16, got '%s'\n", v);
+                return 2;
+            }
         } else if (!strcmp(a, "--load-mode")) {
             if (!(v = g2_cli_value(argc, argv, &i, "logits"))) return 2;
             if (!g2_cli_parse_load_mode(v, &mo.load_mode)) {
@@ -94,6 +102,7 @@ int g2_cmd_logits(int argc, char **argv) {
     const int V = gemma2_model_config(m)->vocab_size;
     gemma2_context_options co = gemma2_context_default_options();
     co.n_ctx = n_ctx ? (int)n_ctx : n;
+    co.kv_type = kv_type;
     if (co.n_ctx > gemma2_model_config(m)->max_position_embeddings && !n_ctx) co.n_ctx = 0; /* let eval say it */
     if (gemma2_context_create(m, &co, &ctx, &err)) {
         fprintf(stderr, "gemma2 logits: %s\n", err.msg);

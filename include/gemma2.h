@@ -146,14 +146,16 @@ const char *gemma2_type_name(int type); /* "F32", "BF16", ...; "?" for unknown *
 
 void gemma2_model_get_stats(const gemma2_model *m, gemma2_model_stats *out);
 
-/* Bytes the KV cache of a context of `n_ctx` positions takes (fp32 K and V;
- * local layers hold min(n_ctx, sliding_window) positions). */
+/* Bytes the KV cache of a context of `n_ctx` positions takes with fp32 K and V (half that
+ * with kv_type F16/BF16); local layers hold min(n_ctx, sliding_window) positions. */
 size_t gemma2_kv_cache_bytes(const gemma2_config *c, int n_ctx);
 
 /* ---- context ------------------------------------------------------------ */
 
 typedef struct {
-    int n_ctx; /* positions the context can hold; 0 = max_position_embeddings */
+    int n_ctx;   /* positions the context can hold; 0 = max_position_embeddings */
+    int kv_type; /* how K and V are stored: GEMMA2_TYPE_F32 (default, exact), GEMMA2_TYPE_F16 or
+                  * GEMMA2_TYPE_BF16 (half the memory; each stored value rounded once) */
 } gemma2_context_options;
 
 typedef struct gemma2_context gemma2_context;

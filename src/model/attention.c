@@ -18,8 +18,24 @@
 #include <string.h>
 
 #include "model/attention.h"
+#include "util/half.h"
 
 static inline float softcap(float x, float cap) { return cap > 0 ? cap * tanhf(x / cap) : x; }
+
+/* n values of a cache row (in the context's KV type) as fp32, to dst[0], dst[stride], ... */
+static void g2_kv_get(const gemma2_context *c, float *dst, size_t stride, const uint8_t *src, int n) {
+    if (c->kv_type == GEMMA2_TYPE_F32) {
+        const float *f = (const float *)(const void *)src;
+        if (stride == 1) memcpy(dst, f, sizeof(float) * (size_t)n);
+        else for (int i = 0; i < n; i++) dst[(size_t)i * stride] = f[i];
+        return;
+    }
+    const uint16_t *h = (const uint16_t *)(const void *)src;
+    if (c->kv_type == GEMMA2_TYPE_F16)
+        for (int i = 0; i < n; i++) dst[(size_t)i * stride] = g2_f16_to_f32(h[i]);
+    else
+        for (int i = 0; i < n; i++) dst[(size_t)i * stride] = g2_bf16_to_f32(h[i]);
+}
 
 /* One kv head g: gather its keys and values, then each query head of its group. `sc` is the
  * scratch of the thread that runs it; `nt` the threads to split each step over (1 when the
@@ -35,16 +51,16 @@ static int attend_kv_head(gemma2_context *c, int l, int p0, int n, int g, g2_att
 
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int j = klo; j < p0 + n; j++) {
-        const float *ks, *vs;
+        float *kd = sc->kg + (size_t)(j - klo) * hd, *vd = sc->vt + (j - klo);
         if (j >= p0) {
-            ks = c->k + (size_t)(j - p0) * kvd;
-            vs = c->v + (size_t)(j - p0) * kvd;
-        } else {
-            ks = c->k_cache[l] + (size_t)(j % cap) * kvd;
-            vs = c->v_cache[l] + (size_t)(j % cap) * kvd;
+            const float *vs = c->v + (size_t)(j - p0) * kvd + (size_t)g * hd;
+            memcpy(kd, c->k + (size_t)(j - p0) * kvd + (size_t)g * hd, sizeof(float) * (size_t)hd);
+            for (int i = 0; i < hd; i++) vd[(size_t)i * n_keys] = vs[i];
+        } else { /* from the cache, in its type */
+            const size_t off = ((size_t)(j % cap) * kvd + (size_t)g * hd) * c->kv_esize;
+            g2_kv_get(c, kd, 1, c->k_cache[l] + off, hd);
+            g2_kv_get(c, vd, (size_t)n_keys, c->v_cache[l] + off, hd);
         }
-        memcpy(sc->kg + (size_t)(j - klo) * hd, ks + (size_t)g * hd, sizeof(float) * (size_t)hd);
-        for (int i = 0; i < hd; i++) sc->vt[(size_t)i * n_keys + (j - klo)] = vs[(size_t)g * hd + i];
     }
     const g2_tensor K = {sc->kg, GEMMA2_TYPE_F32, n_keys, hd, sizeof(float) * (size_t)hd};
     const g2_tensor VT = {sc->vt, GEMMA2_TYPE_F32, hd, n_keys, sizeof(float) * (size_t)n_keys};

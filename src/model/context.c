@@ -59,9 +59,15 @@ gemma2_status gemma2_context_create(const gemma2_model *m, const gemma2_context_
     if (n_ctx > cfg->max_position_embeddings)
         return g2_fail(err, GEMMA2_ERR_ARG, "context size %d is larger than the model's %d positions", n_ctx,
                        cfg->max_position_embeddings);
+    const int kv_type = opt ? opt->kv_type : GEMMA2_TYPE_F32;
+    if (kv_type != GEMMA2_TYPE_F32 && kv_type != GEMMA2_TYPE_F16 && kv_type != GEMMA2_TYPE_BF16)
+        return g2_fail(err, GEMMA2_ERR_ARG, "KV cache type %s is not supported (F32, F16 or BF16)",
+                       gemma2_type_name(kv_type));
     gemma2_context *c = calloc(1, sizeof *c);
     if (!c) return g2_fail(err, GEMMA2_ERR_NOMEM, "out of memory");
     c->m = m;
+    c->kv_type = kv_type;
+    c->kv_esize = kv_type == GEMMA2_TYPE_F32 ? 4 : 2;
     c->n_ctx = n_ctx;
     c->n_threads = m->n_threads > 0 ? m->n_threads : omp_get_max_threads();
 
@@ -77,10 +83,10 @@ gemma2_status gemma2_context_create(const gemma2_model *m, const gemma2_context_
         int cap = n_ctx;
         if (gemma2_layer_is_local(cfg, l) && cfg->sliding_window < cap) cap = cfg->sliding_window;
         c->cap[l] = cap;
-        c->k_cache[l] = alloc_floats((size_t)cap * kvd);
-        c->v_cache[l] = alloc_floats((size_t)cap * kvd);
+        c->k_cache[l] = malloc((size_t)cap * kvd * c->kv_esize);
+        c->v_cache[l] = malloc((size_t)cap * kvd * c->kv_esize);
         ok = c->k_cache[l] && c->v_cache[l];
-        c->kv_bytes += 2 * (size_t)cap * kvd * sizeof(float);
+        c->kv_bytes += 2 * (size_t)cap * kvd * c->kv_esize;
     }
     size_t half = (size_t)hd / 2;
     c->rope_cos = alloc_floats((size_t)n_ctx * half);

@@ -22,9 +22,12 @@ struct gemma2_context {
     int pos;   /* positions evaluated so far */
     int n_threads;
 
-    /* KV cache, fp32. Layer l holds cap[l] positions: n_ctx for global layers, min(n_ctx,
-     * sliding_window) for local ones, where position j lives in slot j % cap[l] (a ring). */
-    float **k_cache, **v_cache; /* [layer] -> [cap][kv_heads * head_dim] */
+    /* KV cache in kv_type (F32, F16 or BF16). Layer l holds cap[l] positions: n_ctx for global
+     * layers, min(n_ctx, sliding_window) for local ones, where position j lives in slot
+     * j % cap[l] (a ring). */
+    uint8_t **k_cache, **v_cache; /* [layer] -> [cap][kv_heads * head_dim] elements */
+    int kv_type;
+    size_t kv_esize; /* bytes per element */
     int *cap;
     size_t kv_bytes;
 

@@ -17,6 +17,7 @@
 #include "model/attention.h"
 #include "model/context.h"
 #include "util/error.h"
+#include "util/half.h"
 
 /* out[i] = x[i] / sqrt(mean(x^2) + eps) * scale[i]; the mean is accumulated in double. */
 static void rmsnorm(float *out, const float *x, const float *scale, int d, float eps) {
@@ -46,14 +47,27 @@ static float gelu_tanh(float x) {
 
 static inline float softcap(float x, float cap) { return cap > 0 ? cap * tanhf(x / cap) : x; }
 
+/* n values into a cache row of the context's KV type. */
+static void g2_kv_put(const gemma2_context *c, uint8_t *dst, const float *x, size_t n) {
+    if (c->kv_type == GEMMA2_TYPE_F32) {
+        memcpy(dst, x, n * sizeof(float));
+        return;
+    }
+    uint16_t *h = (uint16_t *)(void *)dst;
+    if (c->kv_type == GEMMA2_TYPE_F16)
+        for (size_t i = 0; i < n; i++) h[i] = g2_f32_to_f16(x[i]);
+    else
+        for (size_t i = 0; i < n; i++) h[i] = g2_f32_to_bf16(x[i]);
+}
+
 /* Stores the piece's keys and values in layer l's cache: a ring keeps only the last cap. */
 static void store_kv(gemma2_context *c, int l, int p0, int n) {
     const size_t kvd = (size_t)c->m->cfg.num_kv_heads * c->m->cfg.head_dim;
     const int cap = c->cap[l];
     for (int t = n > cap ? n - cap : 0; t < n; t++) {
         size_t slot = (size_t)((p0 + t) % cap);
-        memcpy(c->k_cache[l] + slot * kvd, c->k + (size_t)t * kvd, kvd * sizeof(float));
-        memcpy(c->v_cache[l] + slot * kvd, c->v + (size_t)t * kvd, kvd * sizeof(float));
+        g2_kv_put(c, c->k_cache[l] + slot * kvd * c->kv_esize, c->k + (size_t)t * kvd, kvd);
+        g2_kv_put(c, c->v_cache[l] + slot * kvd * c->kv_esize, c->v + (size_t)t * kvd, kvd);
     }
 }
 

@@ -204,6 +204,42 @@ static void test_bad_tokens_and_full_context(void) {
     free_fixture(&f);
 }
 
+/* K and V stored as F16 / BF16: each value rounded once. Decoding one token at a time (so that
+ * every key but the current one comes from the cache), tiny-a's logits (magnitude 18, attention
+ * scores up to 31 by design) move by 3.2e-2 with F16 (11 significant bits) and 1.8e-1 with BF16
+ * (8 bits); the tolerances are twice that. An unsupported type is refused. */
+static void test_kv_types(void) {
+    fixture f;
+    CHECK(load_fixture("tiny-a", &f));
+    if (!f.m) return;
+    const int types[2] = {GEMMA2_TYPE_F16, GEMMA2_TYPE_BF16};
+    const double tol[2] = {6e-2, 4e-1};
+    float *out = malloc(sizeof(float) * (size_t)f.T * f.V);
+    gemma2_error err;
+    for (int k = 0; k < 2; k++) {
+        gemma2_context_options co = gemma2_context_default_options();
+        co.n_ctx = f.T;
+        co.kv_type = types[k];
+        gemma2_context *c;
+        CHECK(gemma2_context_create(f.m, &co, &c, &err) == GEMMA2_OK, "%s", err.msg);
+        if (!c) continue;
+        CHECK(gemma2_context_kv_bytes(c) == gemma2_kv_cache_bytes(gemma2_model_config(f.m), f.T) / 2);
+        for (int t = 0; t < f.T; t++) CHECK(gemma2_eval(c, f.ids + t, 1, out + (size_t)t * f.V, &err) == GEMMA2_OK);
+        double md = 0;
+        for (size_t i = 0; i < (size_t)f.T * f.V; i++) md = fmax(md, fabs((double)out[i] - f.logits[i]));
+        CHECK(md <= tol[k], "%s KV: max |logit diff| %.3g", gemma2_type_name(types[k]), md);
+        CHECK(md > 0, "%s KV changed nothing: is it used?", gemma2_type_name(types[k]));
+        printf("  tiny-a, %s KV cache, decode: max |logit diff| %.2e\n", gemma2_type_name(types[k]), md);
+        gemma2_context_free(c);
+    }
+    gemma2_context_options co = gemma2_context_default_options();
+    co.kv_type = GEMMA2_TYPE_Q8_0;
+    gemma2_context *c = NULL;
+    CHECK(gemma2_context_create(f.m, &co, &c, &err) == GEMMA2_ERR_ARG && c == NULL);
+    free(out);
+    free_fixture(&f);
+}
+
 int main(void) {
     RUN(test_tiny_a_batch);
     RUN(test_tiny_a_decode);
@@ -213,5 +249,6 @@ int main(void) {
     RUN(test_kv_bytes);
     RUN(test_rewind);
     RUN(test_bad_tokens_and_full_context);
+    RUN(test_kv_types);
     HARNESS_END();
 }
