@@ -116,6 +116,7 @@ if has default; then
     cp "$EXP/tokenizer.model" models/default.tmp/tokenizer.model
     cp "$ck/config.json" models/default.tmp/config.json
     printf 'run: %s\ncheckpoint: %s\n' "$best" "$ck" > models/default.tmp/SOURCE.txt
+    cp models/default/README.md models/default.tmp/ 2>/dev/null || true
     rm -rf models/default && mv models/default.tmp models/default
     ls -l models/default >&2
 fi
