@@ -1,23 +1,27 @@
 /* kernels_bench.c - speed of the matmul kernels (a benchmark, not a test). Build and run with
- * bench/kernels_bench.sh [THREADS] [REPS].
+ * bench/kernels_bench.sh [THREADS] [REPS] [ROWS COLS].
  *
  *  - memory read bandwidth of this machine: a streaming sum over 1 GiB (the ceiling for decode)
  *  - matvec (decode, 1 token): GB/s of weights read for a 9216 x 2304 matrix per type (the 2B
  *    FFN gate/up shape); 8 such matrices in turn so that nothing comes from cache
  *  - matmul (prefill, 512 tokens): GFLOP/s (2 * rows * cols * tokens) on the same shape
  * Best and median of REPS runs after one warm-up (on a shared machine the best run is the one
- * least disturbed by other processes). Weights in anonymous memory (transparent huge pages when
- * the kernel grants them). */
+ * least disturbed by other processes). Weights and the probe's buffer in anonymous memory with
+ * madvise(MADV_HUGEPAGE), as `--load-mode read` places the weights: with transparent huge pages
+ * in "madvise" mode (Debian's default) plain malloc gets 4 KiB pages, and 2 threads then read
+ * about 40 GB/s instead of 60 here. */
 #include <immintrin.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "gemma2.h"
 #include "kernels/matmul.h"
 #include "kernels/quantize.h"
+#include "kernels/repack.h"
 #include "kernels/types.h"
 
 static double now(void) {
@@ -39,9 +43,29 @@ static double minimum(const double *v, int n) {
     return m;
 }
 
+/* `bytes` of anonymous memory at a 2 MiB boundary, on transparent huge pages where the kernel
+ * grants them (mmap directly: glibc's aligned_alloc got huge pages for only part of the range
+ * here). Freed with free_huge. */
+#define HUGE ((size_t)2 << 20)
+static size_t huge_round(size_t bytes) { return (bytes + HUGE - 1) & ~(HUGE - 1); }
+static uint8_t *alloc_huge(size_t bytes) {
+    bytes = huge_round(bytes);
+    uint8_t *r = mmap(NULL, bytes + HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (r == MAP_FAILED) {
+        fprintf(stderr, "kernels_bench: out of memory\n");
+        exit(1);
+    }
+    uint8_t *a = (uint8_t *)(((uintptr_t)r + HUGE - 1) & ~(uintptr_t)(HUGE - 1));
+    if (a > r) munmap(r, (size_t)(a - r));
+    if (a + bytes < r + bytes + HUGE) munmap(a + bytes, (size_t)(r + bytes + HUGE - (a + bytes)));
+    madvise(a, bytes, MADV_HUGEPAGE);
+    return a;
+}
+static void free_huge(void *p, size_t bytes) { munmap(p, huge_round(bytes)); }
+
 __attribute__((target("avx2"))) static double read_bandwidth(int threads, int reps) {
     const size_t bytes = (size_t)1 << 30;
-    uint8_t *buf = aligned_alloc(4096, bytes);
+    uint8_t *buf = alloc_huge(bytes);
 #pragma omp parallel for num_threads(threads)
     for (size_t i = 0; i < bytes; i += 4096) memset(buf + i, 1, 4096);
     double t[16];
@@ -65,7 +89,7 @@ __attribute__((target("avx2"))) static double read_bandwidth(int threads, int re
         if (r) t[r - 1] = bytes / (now() - t0) / 1e9;
         if (total == 42) puts(""); /* keep the loads */
     }
-    free(buf);
+    free_huge(buf, bytes);
     double best = t[0];
     for (int i = 1; i < reps; i++) best = t[i] > best ? t[i] : best;
     printf("memory read bandwidth (1 GiB, %d threads): best %.1f GB/s, median %.1f GB/s\n", threads, best, median(t, reps));
@@ -75,9 +99,10 @@ __attribute__((target("avx2"))) static double read_bandwidth(int threads, int re
 int main(int argc, char **argv) {
     const int threads = argc > 1 ? atoi(argv[1]) : 2;
     const int reps = argc > 2 ? atoi(argv[2]) : 5;
-    const int64_t rows = 9216, cols = 2304;
+    const int64_t rows = argc > 3 ? atoll(argv[3]) : 9216, cols = argc > 4 ? atoll(argv[4]) : 2304;
     enum { NMAT = 8, NTOK = 512 };
-    printf("kernels_bench: isa=%s threads=%d reps=%d bf16_dot=%s\n", g2_isa_name(g2_isa_active()), threads, reps,
+    printf("kernels_bench: isa=%s threads=%d reps=%d rows=%lld cols=%lld bf16_dot=%s\n", g2_isa_name(g2_isa_active()),
+           threads, reps, (long long)rows, (long long)cols,
            getenv("GEMMA2_BF16_DOT") ? getenv("GEMMA2_BF16_DOT") : "0");
     read_bandwidth(threads, reps);
 
@@ -94,10 +119,10 @@ int main(int argc, char **argv) {
         const size_t rb = g2_type_row_bytes(type, cols);
         g2_tensor w[NMAT];
         for (int m = 0; m < NMAT; m++) {
-            uint8_t *d = aligned_alloc(4096, (rb * (size_t)rows + 4095) / 4096 * 4096);
+            uint8_t *d = alloc_huge(rb * (size_t)rows);
 #pragma omp parallel for num_threads(threads)
             for (int64_t r = 0; r < rows; r++) g2_quantize_row(type, src + r * cols, d + (size_t)r * rb, cols);
-            w[m] = (g2_tensor){d, type, rows, cols, rb};
+            w[m] = (g2_tensor){d, type, rows, cols, rb, G2_LAYOUT_ROWS};
         }
         /* matvec: rounds over the 8 matrices */
         double tv[64];
@@ -120,7 +145,25 @@ int main(int argc, char **argv) {
         printf("%-5s %9.1f | %10.1f %10.1f | %9.0f %9.0f | %13.1f %13.1f\n", gemma2_type_name(type), mb / 1e6,
                mb / mv_best / 1e9, mb / mv / 1e9, mv_best * 1e6, mv * 1e6, flop / mm_best / 1e9, flop / mm / 1e9);
         fflush(stdout);
-        for (int m = 0; m < NMAT; m++) free((void *)w[m].data);
+        /* the same in the r16 layout (--load-mode read repacks these types) */
+        if (g2_r16_supported(type, rows, cols)) {
+            for (int m = 0; m < NMAT; m++) g2_tensor_repack_r16(&w[m], threads);
+            for (int r = 0; r <= reps; r++) {
+                double t0 = now();
+                for (int m = 0; m < NMAT; m++) g2_matmul(&w[m], x, 1, y, threads);
+                if (r) tv[r - 1] = (now() - t0) / NMAT;
+            }
+            for (int r = 0; r <= mreps; r++) {
+                double t0 = now();
+                g2_matmul(&w[r % NMAT], x, NTOK, y, threads);
+                if (r) tm[r - 1] = now() - t0;
+            }
+            const double b1 = minimum(tv, reps), m1 = median(tv, reps), b2 = minimum(tm, mreps), m2 = median(tm, mreps);
+            printf("%-5s %9.1f | %10.1f %10.1f | %9.0f %9.0f | %13.1f %13.1f  (r16 layout)\n", gemma2_type_name(type),
+                   mb / 1e6, mb / b1 / 1e9, mb / m1 / 1e9, b1 * 1e6, m1 * 1e6, flop / b2 / 1e9, flop / m2 / 1e9);
+            fflush(stdout);
+        }
+        for (int m = 0; m < NMAT; m++) free_huge((void *)w[m].data, rb * (size_t)rows);
     }
     free(src), free(x), free(y);
     return 0;

@@ -3,11 +3,14 @@
 #include "kernels/matmul.h"
 
 #include <omp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemma2.h"
 #include "kernels/kernels_impl.h"
 #include "kernels/quantize.h"
+#include "kernels/repack.h"
 
 /* Weight rows kept in L2 while every token passes over them (prefill). The activations of all
  * tokens stream from L3 once per block, so a bigger block means less of that traffic: 512 KiB
@@ -17,21 +20,20 @@
 #define G2_ROW_BLOCK_BYTES (512u * 1024u)
 #endif
 
-static void compute_rows(const g2_kernel *k, const g2_tensor *w, const g2_act *a, int n, float *y, int64_t r0,
-                         int64_t r1) {
-    const uint8_t *base = w->data;
-    const size_t rb = w->row_bytes, ldy = (size_t)w->rows;
+/* Rows [r0, r1) of w (row r at base + (r - r0) * row_bytes) times n tokens into y (y[t * ldy + r - r0]). */
+static void compute_rows(const g2_kernel *k, const uint8_t *base, size_t rb, const g2_act *a, int n, float *y,
+                         size_t ldy, int64_t nrows) {
     if (n == 1) { /* decode: stream the rows once */
-        for (int64_t r = r0; r < r1; r += k->mr) {
-            int nr = (int)(r1 - r < k->mr ? r1 - r : k->mr);
+        for (int64_t r = 0; r < nrows; r += k->mr) {
+            int nr = (int)(nrows - r < k->mr ? nrows - r : k->mr);
             k->tile(base + (size_t)r * rb, rb, nr, a, 0, 1, y + r, ldy);
         }
         return;
     }
     int64_t block = (int64_t)(G2_ROW_BLOCK_BYTES / (rb ? rb : 1)) / k->mr * k->mr;
     if (block < k->mr) block = k->mr;
-    for (int64_t b0 = r0; b0 < r1; b0 += block) {
-        const int64_t b1 = b0 + block < r1 ? b0 + block : r1;
+    for (int64_t b0 = 0; b0 < nrows; b0 += block) {
+        const int64_t b1 = b0 + block < nrows ? b0 + block : nrows;
         for (int t0 = 0; t0 < n; t0 += k->nt) {
             const int nt = n - t0 < k->nt ? n - t0 : k->nt;
             for (int64_t r = b0; r < b1; r += k->mr) {
@@ -43,24 +45,24 @@ static void compute_rows(const g2_kernel *k, const g2_tensor *w, const g2_act *a
 }
 
 /* Prefill on repacked panels (kernels_impl.h, g2_panel_ops): pack ~256 KiB of rows, then run
- * every token over them. r0, r1: multiples of 16 (but r1 may be the matrix end). */
-static int compute_rows_panel(const g2_kernel *k, const g2_tensor *w, const g2_act *a, int n, float *y, int64_t r0,
-                              int64_t r1) {
+ * every token over them. Rows as in compute_rows; nrows: a multiple of 16 unless it ends the
+ * matrix. */
+static int compute_rows_panel(const g2_kernel *k, const uint8_t *base, size_t rb, int64_t cols, const g2_act *a,
+                              int n, float *y, size_t ldy, int64_t nrows) {
     const g2_panel_ops *p = k->panel;
-    const size_t pb = p->panel_bytes(w->cols), ldy = (size_t)w->rows;
+    const size_t pb = p->panel_bytes(cols);
     int64_t per_block = (int64_t)(G2_ROW_BLOCK_BYTES / pb);
     if (per_block < 1) per_block = 1;
     const size_t panels = (pb * (size_t)per_block + 63) & ~(size_t)63;
-    uint8_t *buf = aligned_alloc(64, panels + ((G2_PANEL_TMP_BYTES(w->cols) + 63) & ~(size_t)63));
+    uint8_t *buf = aligned_alloc(64, panels + ((G2_PANEL_TMP_BYTES(cols) + 63) & ~(size_t)63));
     if (!buf) return -1;
     uint8_t *tmp = buf + panels;
-    for (int64_t b0 = r0; b0 < r1; b0 += 16 * per_block) {
-        const int64_t b1 = b0 + 16 * per_block < r1 ? b0 + 16 * per_block : r1;
+    for (int64_t b0 = 0; b0 < nrows; b0 += 16 * per_block) {
+        const int64_t b1 = b0 + 16 * per_block < nrows ? b0 + 16 * per_block : nrows;
         const int npan = (int)((b1 - b0 + 15) / 16);
         for (int i = 0; i < npan; i++) {
             const int nr = (int)(b1 - b0 - 16 * i < 16 ? b1 - b0 - 16 * i : 16);
-            p->pack((const uint8_t *)w->data + (size_t)(b0 + 16 * i) * w->row_bytes, w->row_bytes, nr, w->cols,
-                    buf + (size_t)i * pb, tmp);
+            p->pack(base + (size_t)(b0 + 16 * i) * rb, rb, nr, cols, buf + (size_t)i * pb, tmp);
         }
         for (int t0 = 0; t0 < n; t0 += p->nt_max) {
             const int nt = n - t0 < p->nt_max ? n - t0 : p->nt_max;
@@ -74,6 +76,44 @@ static int compute_rows_panel(const g2_kernel *k, const g2_tensor *w, const g2_a
     return 0;
 }
 
+/* Rows [r0, r1) of w, either layout. r16 tensors: decode runs the r16 kernel when the ISA has
+ * one; otherwise groups are unpacked, a block at a time, into plain rows for the kernels above
+ * (prefill: the unpacking is small next to the products of many tokens). */
+static int compute_share(g2_isa isa, const g2_kernel *k, int use_panel, const g2_tensor *w, const g2_act *a, int n,
+                         float *y, int64_t r0, int64_t r1) {
+    const size_t rb = w->row_bytes, ldy = (size_t)w->rows;
+    const uint8_t *base = (const uint8_t *)w->data + (size_t)r0 * rb;
+    if (w->layout != G2_LAYOUT_R16) {
+        if (use_panel) return compute_rows_panel(k, base, rb, w->cols, a, n, y + r0, ldy, r1 - r0);
+        compute_rows(k, base, rb, a, n, y + r0, ldy, r1 - r0);
+        return 0;
+    }
+    /* the r16 kernels read fp32 (BF16) or Q8_32 (Q4_0) activations: not GEMMA2_BF16_DOT's bf16 */
+    const int act_ok = k->act == (w->type == GEMMA2_TYPE_BF16 ? G2_ACT_F32 : G2_ACT_Q8_32);
+    g2_r16_matvec_fn mv = n == 1 && act_ok && isa >= G2_ISA_AVX512 && g2_isa_available(G2_ISA_AVX512)
+                              ? g2_r16_matvec_avx512(w->type)
+                              : NULL;
+    if (mv) {
+        for (int64_t r = r0; r < r1; r += G2_R16)
+            mv((const uint8_t *)w->data + (size_t)r * rb, w->cols, a->base, a->off_d, a->off_s, y + r);
+        return 0;
+    }
+    int64_t block = (int64_t)(G2_ROW_BLOCK_BYTES / rb) / G2_R16 * G2_R16;
+    if (block < G2_R16) block = G2_R16;
+    uint8_t *plain = malloc(rb * (size_t)block);
+    if (!plain) return -1;
+    int failed = 0;
+    for (int64_t b0 = r0; b0 < r1 && !failed; b0 += block) {
+        const int64_t b1 = b0 + block < r1 ? b0 + block : r1;
+        for (int64_t g = b0; g < b1; g += G2_R16)
+            g2_r16_unpack_group(w->type, w->cols, (const uint8_t *)w->data + (size_t)g * rb, plain + (size_t)(g - b0) * rb, rb);
+        if (use_panel) failed = compute_rows_panel(k, plain, rb, w->cols, a, n, y + b0, ldy, b1 - b0);
+        else compute_rows(k, plain, rb, a, n, y + b0, ldy, b1 - b0);
+    }
+    free(plain);
+    return failed ? -1 : 0;
+}
+
 /* Packing a panel costs about as much as a few tokens' worth of products on it */
 #define G2_PANEL_MIN_TOKENS 16
 
@@ -81,17 +121,27 @@ static int compute_rows_panel(const g2_kernel *k, const g2_tensor *w, const g2_a
  * time slice of the other thread) than it saves. */
 #define G2_MIN_WORK_PER_THREAD (256 * 1024)
 
-int g2_matmul_isa(g2_isa isa, const g2_tensor *w, const float *x, int n, float *y, int n_threads) {
-    if (n <= 0 || w->rows <= 0) return 0;
-    g2_kernel k;
-    if (w->cols <= 0 || !g2_kernel_for(isa, w->type, &k)) { /* empty rows; or a type the loader rejects */
-        memset(y, 0, (size_t)n * (size_t)w->rows * sizeof(float));
-        return 0;
+/* count products of the same activations, in one parallel region: the activations converted
+ * once, every thread takes its share of each matrix in turn, one barrier at the end. The
+ * matrices must have the same column count and activation format (the caller checks). */
+static int matmul_many(g2_isa isa, const g2_tensor *const *ws, float *const *ys, int count, const float *x, int n,
+                       int n_threads) {
+    g2_kernel k[G2_MATMUL_MANY_MAX];
+    double work = 0;
+    int64_t min_units = INT64_MAX;
+    int use_panel[G2_MATMUL_MANY_MAX], unit[G2_MATMUL_MANY_MAX];
+    for (int i = 0; i < count; i++) {
+        g2_kernel_for(isa, ws[i]->type, &k[i]);
+        use_panel[i] = k[i].panel != NULL && n >= G2_PANEL_MIN_TOKENS;
+        unit[i] = use_panel[i] || ws[i]->layout == G2_LAYOUT_R16 ? 16 : k[i].mr;
+        const int64_t u = (ws[i]->rows + unit[i] - 1) / unit[i]; /* row tiles: the unit of work split */
+        min_units = u < min_units ? u : min_units;
+        work += (double)ws[i]->rows * (double)ws[i]->cols * n;
     }
     g2_act a;
-    g2_act_layout(k.act, w->cols, &a);
+    g2_act_layout(k[0].act, ws[0]->cols, &a);
     uint8_t *buf = NULL;
-    if (k.act == G2_ACT_F32) {
+    if (k[0].act == G2_ACT_F32) {
         a.base = (const uint8_t *)x;
     } else {
         buf = aligned_alloc(64, a.stride * (size_t)n);
@@ -99,31 +149,60 @@ int g2_matmul_isa(g2_isa isa, const g2_tensor *w, const float *x, int n, float *
         a.base = buf;
     }
     if (n_threads <= 0) n_threads = omp_get_max_threads();
-    const double work = (double)w->rows * (double)w->cols * n;
     if (work < (double)G2_MIN_WORK_PER_THREAD * n_threads) n_threads = (int)(work / G2_MIN_WORK_PER_THREAD) + 1;
-    const int use_panel = k.panel != NULL && n >= G2_PANEL_MIN_TOKENS;
-    const int unit = use_panel ? 16 : k.mr;
-    const int64_t units = (w->rows + unit - 1) / unit; /* row tiles: the unit of work split */
-    if (n_threads > units) n_threads = (int)units;
+    if (n_threads > min_units) n_threads = (int)min_units;
     int failed = 0;
 #pragma omp parallel num_threads(n_threads)
     {
         if (buf) {
 #pragma omp for schedule(static)
-            for (int t = 0; t < n; t++) g2_act_convert(k.act, &a, x + (size_t)t * (size_t)w->cols, buf + (size_t)t * a.stride);
+            for (int t = 0; t < n; t++) g2_act_convert(k[0].act, &a, x + (size_t)t * (size_t)ws[0]->cols, buf + (size_t)t * a.stride);
         }
-        /* contiguous, even shares of row tiles: each thread streams its own part of W */
+        /* contiguous, even shares of row tiles: each thread streams its own part of each W */
         const int64_t nth = omp_get_num_threads(), id = omp_get_thread_num();
-        int64_t r0 = units * id / nth * unit, r1 = units * (id + 1) / nth * unit;
-        if (r1 > w->rows) r1 = w->rows;
-        if (use_panel) {
-            if (compute_rows_panel(&k, w, &a, n, y, r0, r1)) failed = 1;
-        } else {
-            compute_rows(&k, w, &a, n, y, r0, r1);
+        for (int i = 0; i < count; i++) {
+            const int64_t units = (ws[i]->rows + unit[i] - 1) / unit[i];
+            int64_t r0 = units * id / nth * unit[i], r1 = units * (id + 1) / nth * unit[i];
+            if (r1 > ws[i]->rows) r1 = ws[i]->rows;
+            if (r1 > r0 && compute_share(isa, &k[i], use_panel[i], ws[i], &a, n, ys[i], r0, r1)) {
+#pragma omp atomic write
+                failed = 1;
+            }
         }
     }
     free(buf);
     return failed ? -1 : 0;
+}
+
+int g2_matmul_many_isa(g2_isa isa, const g2_tensor *const *ws, float *const *ys, int count, const float *x, int n,
+                       int n_threads) {
+    if (n <= 0 || count <= 0) return 0;
+    int same = count <= G2_MATMUL_MANY_MAX;
+    g2_kernel k0, ki;
+    for (int i = 0; i < count; i++) {
+        if (ws[i]->rows <= 0 || ws[i]->cols <= 0 || !g2_kernel_for(isa, ws[i]->type, &ki)) {
+            /* empty rows; or a type the loader rejects */
+            if (ws[i]->rows > 0) memset(ys[i], 0, (size_t)n * (size_t)ws[i]->rows * sizeof(float));
+            same = 0;
+            continue;
+        }
+        if (i == 0) k0 = ki;
+        else if (ki.act != k0.act || ws[i]->cols != ws[0]->cols) same = 0;
+    }
+    if (same) return matmul_many(isa, ws, ys, count, x, n, n_threads);
+    int failed = 0;
+    for (int i = 0; i < count; i++)
+        if (ws[i]->rows > 0 && ws[i]->cols > 0 && g2_kernel_for(isa, ws[i]->type, &ki))
+            failed |= matmul_many(isa, &ws[i], &ys[i], 1, x, n, n_threads);
+    return failed ? -1 : 0;
+}
+
+int g2_matmul_many(const g2_tensor *const *ws, float *const *ys, int count, const float *x, int n, int n_threads) {
+    return g2_matmul_many_isa(g2_isa_active(), ws, ys, count, x, n, n_threads);
+}
+
+int g2_matmul_isa(g2_isa isa, const g2_tensor *w, const float *x, int n, float *y, int n_threads) {
+    return g2_matmul_many_isa(isa, &w, &y, 1, x, n, n_threads);
 }
 
 int g2_matmul(const g2_tensor *w, const float *x, int n, float *y, int n_threads) {
@@ -131,11 +210,24 @@ int g2_matmul(const g2_tensor *w, const float *x, int n, float *y, int n_threads
 }
 
 void g2_tensor_row_f32(const g2_tensor *w, int64_t r, float *out) {
-    g2_dequantize_row(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, out, w->cols);
+    const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+    uint8_t *plain = NULL;
+    if (w->layout == G2_LAYOUT_R16) { /* unpack the row's group (rarely used: embeddings are not repacked) */
+        plain = malloc(w->row_bytes * G2_R16);
+        if (!plain) {
+            memset(out, 0, (size_t)w->cols * sizeof(float));
+            return;
+        }
+        g2_r16_unpack_group(w->type, w->cols, (const uint8_t *)w->data + (size_t)(r / G2_R16 * G2_R16) * w->row_bytes,
+                            plain, w->row_bytes);
+        row = plain + (size_t)(r % G2_R16) * w->row_bytes;
+    }
+    g2_dequantize_row(w->type, row, out, w->cols);
+    free(plain);
 }
 
 float g2_dot_row(int type, const void *row, const float *x, int64_t n) {
-    g2_tensor t = {row, type, 1, n, 0};
+    g2_tensor t = {row, type, 1, n, 0, G2_LAYOUT_ROWS};
     float y = 0;
     g2_matmul(&t, x, 1, &y, 1);
     return y;

@@ -13,11 +13,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* How the rows are stored: one after another (as in the file), or in interleaved groups of 16
+ * (kernels/repack.h: set by g2_tensor_repack_r16 at load time, for faster decode). */
+typedef enum { G2_LAYOUT_ROWS = 0, G2_LAYOUT_R16 = 1 } g2_layout;
+
 typedef struct {
     const void *data;
     int type; /* gemma2_weight_type */
     int64_t rows, cols;
-    size_t row_bytes;
+    size_t row_bytes; /* bytes of one row (in either layout: a group of 16 is 16 * row_bytes) */
+    g2_layout layout; /* G2_LAYOUT_ROWS unless repacked */
 } g2_tensor;
 
 /* y[t][r] = sum_c W[r][c] * x[t][c] for t < n, r < rows.  x: [n][cols], y: [n][rows].
@@ -31,6 +36,13 @@ typedef struct {
  * use vdpbf16ps: faster prefill, about 3e-3 relative error per product (docs/kernels.md). */
 int g2_matmul(const g2_tensor *w, const float *x, int n, float *y, int n_threads);
 
+/* Several products with the same activations x (the same column count), e.g. the query, key
+ * and value projections: ys[i] = ws[i] x. Equal to count g2_matmul calls, but in one parallel
+ * region when the matrices share the activation format (one conversion, one barrier): in
+ * decode a fork and a barrier cost a noticeable part of a small product. */
+#define G2_MATMUL_MANY_MAX 4
+int g2_matmul_many(const g2_tensor *const *ws, float *const *ys, int count, const float *x, int n, int n_threads);
+
 /* Instruction sets the kernels are built for. */
 typedef enum { G2_ISA_SCALAR = 0, G2_ISA_AVX2 = 1, G2_ISA_AVX512 = 2 } g2_isa;
 /* Does this CPU run `isa`? (AVX2: AVX2+FMA+F16C; AVX512: F+BW+VL+DQ+VNNI.) */
@@ -43,8 +55,10 @@ const char *g2_isa_name(g2_isa isa);
 /* g2_matmul on a given instruction set (tests, benchmarks). An unavailable isa runs the best
  * available one below it. */
 int g2_matmul_isa(g2_isa isa, const g2_tensor *w, const float *x, int n, float *y, int n_threads);
+int g2_matmul_many_isa(g2_isa isa, const g2_tensor *const *ws, float *const *ys, int count, const float *x, int n,
+                       int n_threads);
 
-/* Row r of W converted to fp32 (an embedding lookup). */
+/* Row r of W converted to fp32 (an embedding lookup); either layout. */
 void g2_tensor_row_f32(const g2_tensor *w, int64_t r, float *out);
 
 /* The dot product of one stored row with fp32 x (n elements, a multiple of the block). */

@@ -62,8 +62,8 @@ static int attend_kv_head(gemma2_context *c, int l, int p0, int n, int g, g2_att
             g2_kv_get(c, vd, (size_t)n_keys, c->v_cache[l] + off, hd);
         }
     }
-    const g2_tensor K = {sc->kg, GEMMA2_TYPE_F32, n_keys, hd, sizeof(float) * (size_t)hd};
-    const g2_tensor VT = {sc->vt, GEMMA2_TYPE_F32, hd, n_keys, sizeof(float) * (size_t)n_keys};
+    const g2_tensor K = {sc->kg, GEMMA2_TYPE_F32, n_keys, hd, sizeof(float) * (size_t)hd, G2_LAYOUT_ROWS};
+    const g2_tensor VT = {sc->vt, GEMMA2_TYPE_F32, hd, n_keys, sizeof(float) * (size_t)n_keys, G2_LAYOUT_ROWS};
 
     for (int h = g * group; h < (g + 1) * group; h++) {
         for (int t = 0; t < n; t++)

@@ -4,7 +4,9 @@
 #include <string.h>
 
 #include "model/config.h"
+#include "kernels/repack.h"
 #include "model/model_impl.h"
+#include "util/mapped_file.h"
 #include "util/error.h"
 
 gemma2_model_options gemma2_model_default_options(void) {
@@ -28,6 +30,31 @@ static gemma2_status open_gguf(gemma2_model *m, const char *path, gemma2_error *
     return g2_config_from_gguf(&m->gguf, &m->cfg, err);
 }
 
+/* The mapped files of the model (one GGUF, or the HF shards). */
+static int n_files(const gemma2_model *m) { return m->format == GEMMA2_FORMAT_GGUF ? 1 : m->hf.n_shards; }
+static g2_mapped_file *file_at(gemma2_model *m, int i) {
+    return m->format == GEMMA2_FORMAT_GGUF ? &m->gguf.file : &m->hf.shards[i].file;
+}
+
+/* In read mode the weights are the process's own memory: the layers' matrices are repacked in
+ * place into the r16 layout (kernels/repack.h) where their type and shape allow it. The token
+ * embedding is left as it is: it is also read one row at a time. */
+static gemma2_status repack_weights(gemma2_model *m, gemma2_error *err) {
+    for (int i = 0; i < n_files(m); i++)
+        if (g2_mapped_file_set_writable(file_at(m, i), 1))
+            return g2_fail(err, GEMMA2_ERR_NOMEM, "%s: cannot make the weights writable", file_at(m, i)->path);
+    int failed = 0;
+    for (int l = 0; l < m->cfg.num_layers && !failed; l++) {
+        g2_layer *L = &m->layers[l];
+        g2_tensor *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
+        for (size_t j = 0; j < sizeof mats / sizeof mats[0] && !failed; j++)
+            failed = g2_tensor_repack_r16(mats[j], m->n_threads) < 0;
+    }
+    for (int i = 0; i < n_files(m); i++) g2_mapped_file_set_writable(file_at(m, i), 0);
+    if (failed) return g2_fail(err, GEMMA2_ERR_NOMEM, "out of memory while repacking the weights");
+    return GEMMA2_OK;
+}
+
 gemma2_status gemma2_model_open(const char *path, const gemma2_model_options *opt, gemma2_model **out,
                                 gemma2_error *err) {
     *out = NULL;
@@ -36,12 +63,10 @@ gemma2_status gemma2_model_open(const char *path, const gemma2_model_options *op
     if (!m) return g2_fail(err, GEMMA2_ERR_NOMEM, "out of memory");
     m->n_threads = opt ? opt->n_threads : 0;
     gemma2_status s = g2_is_dir(path) ? open_hf(m, path, err) : open_gguf(m, path, err);
-    if (!s && opt && opt->load_mode == GEMMA2_LOAD_READ) {
-        if (m->format == GEMMA2_FORMAT_GGUF) s = g2_mapped_file_to_memory(&m->gguf.file, err);
-        for (int i = 0; !s && m->format == GEMMA2_FORMAT_HF && i < m->hf.n_shards; i++)
-            s = g2_mapped_file_to_memory(&m->hf.shards[i].file, err);
-    }
+    if (!s && opt && opt->load_mode == GEMMA2_LOAD_READ)
+        for (int i = 0; !s && i < n_files(m); i++) s = g2_mapped_file_to_memory(file_at(m, i), err);
     if (!s) s = g2_model_bind_weights(m, err);
+    if (!s && opt && opt->load_mode == GEMMA2_LOAD_READ) s = repack_weights(m, err);
     if (s) {
         gemma2_model_close(m);
         return s;

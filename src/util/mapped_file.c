@@ -80,6 +80,11 @@ gemma2_status g2_mapped_file_to_memory(g2_mapped_file *f, gemma2_error *err) {
     return GEMMA2_OK;
 }
 
+int g2_mapped_file_set_writable(g2_mapped_file *f, int writable) {
+    if (!f->data) return 0;
+    return mprotect((void *)f->data, f->size, writable ? PROT_READ | PROT_WRITE : PROT_READ) ? -1 : 0;
+}
+
 gemma2_status g2_map_file(const char *path, g2_mapped_file *out, gemma2_error *err) {
     memset(out, 0, sizeof *out);
     int fd = open(path, O_RDONLY);

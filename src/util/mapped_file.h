@@ -22,6 +22,11 @@ void g2_unmap_file(g2_mapped_file *f);
  * weight is streamed once per token. Files under 2 MiB are left mapped. */
 gemma2_status g2_mapped_file_to_memory(g2_mapped_file *f, gemma2_error *err);
 
+/* Makes the mapping writable (1) or read-only again (0), for repacking weights in place after
+ * g2_mapped_file_to_memory (a file left mapped is MAP_PRIVATE: writes go to private copies of
+ * its pages, never to the file). Returns 0, or -1 when mprotect refuses. */
+int g2_mapped_file_set_writable(g2_mapped_file *f, int writable);
+
 /* Reads a whole (small) file into a NUL-terminated malloc'd buffer. */
 gemma2_status g2_read_file(const char *path, char **out, size_t *size, gemma2_error *err);
 

@@ -24,6 +24,7 @@
 #include "kernels/kernels_impl.h"
 #include "kernels/matmul.h"
 #include "kernels/quantize.h"
+#include "kernels/repack.h"
 #include "kernels/types.h"
 #include "util/half.h"
 
@@ -91,7 +92,7 @@ static test_matrix make_matrix(int type, int64_t rows, int64_t cols, uint64_t se
         g2_dequantize_row(type, m.data + (size_t)r * rb, m.deq + r * cols, cols);
     }
     free(src);
-    m.t = (g2_tensor){m.data, type, rows, cols, rb};
+    m.t = (g2_tensor){m.data, type, rows, cols, rb, G2_LAYOUT_ROWS};
     return m;
 }
 /* Random bytes in every field (all bit patterns of the packed scales, Q6_K's negative scales,
@@ -111,7 +112,7 @@ static test_matrix make_matrix_random_bytes(int type, int64_t rows, int64_t cols
                 memcpy(m.data + b * bb + off[o], &h, 2);
             }
     for (int64_t r = 0; r < rows; r++) g2_dequantize_row(type, m.data + (size_t)r * rb, m.deq + r * cols, cols);
-    m.t = (g2_tensor){m.data, type, rows, cols, rb};
+    m.t = (g2_tensor){m.data, type, rows, cols, rb, G2_LAYOUT_ROWS};
     return m;
 }
 
@@ -145,9 +146,14 @@ static void consumed_activations(g2_isa isa, int type, const float *x, int64_t c
     free(buf);
 }
 
-static int check_case_m(g2_isa isa, int type, int64_t rows, int64_t cols, int n, int threads, int random_bytes) {
+/* random_bytes: make_matrix_random_bytes; r16: the matrix repacked into the r16 layout first */
+static int check_case_r(g2_isa isa, int type, int64_t rows, int64_t cols, int n, int threads, int random_bytes, int r16) {
     const uint64_t seed = 1000 + (uint64_t)rows * 7 + (uint64_t)type;
     test_matrix m = random_bytes ? make_matrix_random_bytes(type, rows, cols, seed) : make_matrix(type, rows, cols, seed);
+    if (r16 && g2_tensor_repack_r16(&m.t, threads) != 0) {
+        free_matrix(&m);
+        return 1000;
+    }
     float *x = malloc((size_t)(n * cols) * 4), *y = malloc((size_t)(n * rows) * 4), *ys = malloc((size_t)(n * rows) * 4);
     float *xa = malloc((size_t)cols * 4), *xe = malloc((size_t)cols * 4);
     random_fill(x, n * cols, 77 + (uint64_t)n, 1.0);
@@ -178,6 +184,10 @@ static int check_case_m(g2_isa isa, int type, int64_t rows, int64_t cols, int n,
     free(x), free(y), free(ys), free(xa), free(xe);
     free_matrix(&m);
     return bad;
+}
+
+static int check_case_m(g2_isa isa, int type, int64_t rows, int64_t cols, int n, int threads, int random_bytes) {
+    return check_case_r(isa, type, rows, cols, n, threads, random_bytes, 0);
 }
 
 static int check_case(g2_isa isa, int type, int64_t rows, int64_t cols, int n, int threads) {
@@ -338,6 +348,77 @@ static void test_row_access(void) {
     }
 }
 
+/* The r16 layout (repack.h): packing is a permutation (unpack restores every byte), rows read
+ * back the same, and products on every ISA, decode (the r16 kernels) and prefill (unpacked
+ * blocks), meet the same float64 tolerances as the plain layout. */
+static void test_r16_layout(void) {
+    static const int rt[] = {GEMMA2_TYPE_BF16, GEMMA2_TYPE_Q4_0};
+    CHECK(!g2_r16_supported(GEMMA2_TYPE_BF16, 40, 64) && !g2_r16_supported(GEMMA2_TYPE_BF16, 32, 63) &&
+          !g2_r16_supported(GEMMA2_TYPE_Q4_K, 32, 256) && g2_r16_supported(GEMMA2_TYPE_Q4_0, 32, 256));
+    for (int i = 0; i < 2; i++) {
+        test_matrix m = make_matrix_random_bytes(rt[i], 48, 256, 5);
+        const size_t bytes = m.t.row_bytes * 48;
+        uint8_t *orig = malloc(bytes), *back = malloc(bytes);
+        memcpy(orig, m.data, bytes);
+        CHECK(g2_tensor_repack_r16(&m.t, 2) == 0 && m.t.layout == G2_LAYOUT_R16);
+        CHECK(memcmp(orig, m.data, bytes) != 0, "%s: repacking changed nothing", gemma2_type_name(rt[i]));
+        CHECK(g2_tensor_repack_r16(&m.t, 2) == 1, "a second repack must be refused");
+        for (int g = 0; g < 3; g++)
+            g2_r16_unpack_group(rt[i], 256, m.data + (size_t)g * 16 * m.t.row_bytes, back + (size_t)g * 16 * m.t.row_bytes,
+                                m.t.row_bytes);
+        CHECK(memcmp(orig, back, bytes) == 0, "%s: unpack(pack(w)) != w", gemma2_type_name(rt[i]));
+        float row[256];
+        for (int r = 0; r < 48; r += 13) {
+            g2_tensor_row_f32(&m.t, r, row);
+            CHECK(memcmp(row, m.deq + r * 256, sizeof row) == 0, "%s row %d", gemma2_type_name(rt[i]), r);
+        }
+        free(orig), free(back);
+        free_matrix(&m);
+    }
+    static const struct { int64_t rows, cols; int n, threads; } shapes[] = {
+        {16, 64, 1, 1}, {48, 2304, 1, 2}, {32, 96, 3, 2}, {64, 512, 20, 3}, {32, 9216, 1, 2}, {80, 768, 1, 3},
+        {512, 256, 1, 2}, {256, 512, 1, 2},
+    };
+    for (int isa = G2_ISA_SCALAR; isa <= G2_ISA_AVX512; isa++) {
+        if (!g2_isa_available((g2_isa)isa)) continue;
+        for (int i = 0; i < 2; i++)
+            for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++)
+                for (int rnd = 0; rnd < 2; rnd++)
+                    CHECK(check_case_r((g2_isa)isa, rt[i], shapes[k].rows, shapes[k].cols, shapes[k].n, shapes[k].threads,
+                                       rnd, 1) == 0,
+                          "%s %s r16 shape %zu random_bytes %d", g2_isa_name((g2_isa)isa), gemma2_type_name(rt[i]), k, rnd);
+    }
+}
+
+/* g2_matmul_many == one g2_matmul per matrix, bit for bit: the same kernels and activations,
+ * one parallel region (same activation format) or one call each (mixed formats: Q4_K + Q8_0). */
+static void test_matmul_many(void) {
+    static const int sets[2][3] = {{GEMMA2_TYPE_Q4_0, GEMMA2_TYPE_Q8_0, GEMMA2_TYPE_Q4_0},
+                                   {GEMMA2_TYPE_Q4_K, GEMMA2_TYPE_Q8_0, GEMMA2_TYPE_BF16}};
+    static const int64_t rows[3] = {64, 32, 48};
+    for (int s = 0; s < 2; s++)
+        for (int n = 1; n <= 20; n += 19) {
+            test_matrix m[3];
+            const g2_tensor *w[3];
+            float *y[3], *y1[3], *x = malloc((size_t)n * 512 * 4);
+            random_fill(x, n * 512, 21, 1.0);
+            for (int i = 0; i < 3; i++) {
+                m[i] = make_matrix(sets[s][i], rows[i], 512, 30 + (uint64_t)i);
+                if (i == 2 && s == 0) g2_tensor_repack_r16(&m[i].t, 2); /* layouts may differ too */
+                w[i] = &m[i].t;
+                y[i] = malloc((size_t)n * rows[i] * 4), y1[i] = malloc((size_t)n * rows[i] * 4);
+                g2_matmul(w[i], x, n, y1[i], 2);
+            }
+            CHECK(g2_matmul_many(w, y, 3, x, n, 2) == 0);
+            for (int i = 0; i < 3; i++) {
+                CHECK(memcmp(y[i], y1[i], (size_t)n * rows[i] * 4) == 0, "set %d n %d matrix %d", s, n, i);
+                free(y[i]), free(y1[i]);
+                free_matrix(&m[i]);
+            }
+            free(x);
+        }
+}
+
 /* GEMMA2_ISA forces a path: g2_matmul then gives bit-identical results to g2_matmul_isa */
 static void test_isa_override(void) {
     test_matrix m = make_matrix(GEMMA2_TYPE_Q4_K, 9, 512, 3);
@@ -399,6 +480,8 @@ int main(void) {
     RUN(test_matmul_all_paths);
     RUN(test_float_tails);
     RUN(test_random_blocks);
+    RUN(test_r16_layout);
+    RUN(test_matmul_many);
     RUN(test_isa_override);
     RUN(test_bf16_dot_option);
     HARNESS_END();

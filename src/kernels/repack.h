@@ -1,0 +1,52 @@
+/* repack.h - internal: the "r16" weight layout, 16 rows interleaved, for fast decode.
+ *
+ * Decoding multiplies each weight matrix by one vector. With rows stored one after another,
+ * every row needs its own horizontal sum, its own per-block scale arithmetic and its own pass
+ * over the activations (which for long rows, such as the 2B model's FFN down projection with
+ * 9216 fp32 activations, no longer fit in L1). In the r16 layout a group of 16 consecutive rows
+ * is stored column-interleaved, so that one 64-byte vector holds the same few columns of all 16
+ * rows: a vector FMA / vpdpbusd against a broadcast activation then advances 16 dot products at
+ * once, one per lane, with no horizontal sums and one scale vector per block for 16 rows. This
+ * is the idea of llama.cpp's "repacked" CPU buffers (Q4_0 8x8), with 16 rows to fill a 512-bit
+ * register.
+ *
+ * Layouts of one group (16 rows, the same bytes as the 16 rows stored plainly):
+ *  - BF16: for each pair of columns p: 16 x 4 bytes, row r's elements 2p and 2p+1 at 4r.
+ *  - Q4_0: for each block b of 32 columns: the 16 rows' fp16 scales (32 bytes), then 4 vectors
+ *    of 64 bytes; in vector j, byte 4r+i holds row r's quant of element 8j+i (low nibble) and
+ *    of element 8j+4+i (high nibble). 288 bytes = 16 x 18.
+ *
+ * A tensor is repacked in place at load time (gemma2_model_open with GEMMA2_LOAD_READ, where
+ * the weights live in memory the process owns) and marked with layout G2_LAYOUT_R16; g2_matmul
+ * reads either layout. Tensors whose row count is not a multiple of 16 stay as they are. */
+#ifndef G2_REPACK_H
+#define G2_REPACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/matmul.h"
+
+#define G2_R16 16
+
+/* Can a [rows][cols] tensor of `type` be stored in the r16 layout? */
+int g2_r16_supported(int type, int64_t rows, int64_t cols);
+
+/* One group: 16 plain rows (row r at src + r * row_bytes) into the r16 layout at dst (16 *
+ * row_bytes bytes), and back. src and dst must not overlap. */
+void g2_r16_pack_group(int type, int64_t cols, const uint8_t *src, size_t row_bytes, uint8_t *dst);
+void g2_r16_unpack_group(int type, int64_t cols, const uint8_t *src, uint8_t *dst, size_t row_bytes);
+
+/* Repacks a plain tensor in place (its data must be writable) and sets t->layout; splits the
+ * groups across n_threads OpenMP threads. Returns 0, 1 when the tensor is not supported (left
+ * as it is), -1 when a scratch buffer could not be allocated (left as it is). */
+int g2_tensor_repack_r16(g2_tensor *t, int n_threads);
+
+/* Decode kernels on r16 groups (AVX-512): y[0..16) = the 16 rows' dot products with one token.
+ * x: the activations in the kernel's format (fp32 for BF16; a G2_ACT_Q8_32 record for Q4_0:
+ * q at x, the scales at x + off_d, the sums at x + off_s). NULL when the type has none. */
+typedef void (*g2_r16_matvec_fn)(const uint8_t *group, int64_t cols, const uint8_t *x, size_t off_d, size_t off_s,
+                                 float *y);
+g2_r16_matvec_fn g2_r16_matvec_avx512(int type);
+
+#endif
