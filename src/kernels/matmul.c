@@ -88,8 +88,12 @@ static int compute_share(g2_isa isa, const g2_kernel *k, int use_panel, const g2
         compute_rows(k, base, rb, a, n, y + r0, ldy, r1 - r0);
         return 0;
     }
-    /* the r16 kernels read fp32 (BF16) or Q8_32 (Q4_0) activations: not GEMMA2_BF16_DOT's bf16 */
-    const int act_ok = k->act == (w->type == GEMMA2_TYPE_BF16 ? G2_ACT_F32 : G2_ACT_Q8_32);
+    /* the r16 kernels read fp32 (BF16), Q8_32 (Q4_0) or Q8_256 (K types) activations: not
+     * GEMMA2_BF16_DOT's bf16 */
+    const g2_act_kind want = w->type == GEMMA2_TYPE_BF16   ? G2_ACT_F32
+                             : w->type == GEMMA2_TYPE_Q4_0 ? G2_ACT_Q8_32
+                                                           : G2_ACT_Q8_256;
+    const int act_ok = k->act == want;
     g2_r16_matvec_fn mv = n == 1 && act_ok && isa >= G2_ISA_AVX512 && g2_isa_available(G2_ISA_AVX512)
                               ? g2_r16_matvec_avx512(w->type)
                               : NULL;

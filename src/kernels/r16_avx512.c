@@ -8,7 +8,9 @@
 
 /* Software prefetch distance (bytes) ahead in the group stream; groups of a thread's share are
  * contiguous, so a prefetch past a group's end lands in the next group. */
-#define R16_PF 2048
+#ifndef R16_PF
+#define R16_PF 4096
+#endif
 
 /* BF16: each 64-byte vector holds columns 2p, 2p+1 of 16 rows; the even column is the low half
  * of each 32-bit lane (shift it up: bf16 -> fp32 is a 16-bit shift), the odd one the high half
@@ -73,10 +75,109 @@ static void matvec_q4_0(const uint8_t *g, int64_t cols, const uint8_t *x, size_t
     _mm512_storeu_ps(y, _mm512_add_ps(acc0, acc1));
 }
 
+/* The 16 rows' scale vectors of a super-block: 8 + 8 fp16 -> fp32 (rows in lanes). */
+static inline __m512 d16(const uint8_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p)); }
+
+static inline __m512i bcast4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+/* Six-bit values of a Q4_K super-block (repack.c: six_bit) into bytes: out[16j + r]. */
+static inline void six_bit_unpack(const uint8_t *p, uint8_t out[128]) {
+    const __m512i lo = _mm512_loadu_si512(p), m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(0x03);
+    const __m512i hi = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(const void *)(p + 64)));
+    const __m512i sh0 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    const __m512i sh1 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
+    const __m512i v0 = _mm512_or_si512(_mm512_and_si512(lo, m4), _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hi, sh0), m2), 4));
+    const __m512i v1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(lo, 4), m4),
+                                       _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(hi, sh1), m2), 4));
+    _mm512_storeu_si512(out, v0);
+    _mm512_storeu_si512(out + 64, v1);
+}
+
+/* Q4_K with G2_ACT_Q8_256 activations: per sub-block of 32, 8 vpdpbusd as in Q4_0, times the
+ * rows' integer scales (vpmulld); the mins times the activation sums per sub-block. */
+static void matvec_q4_k(const uint8_t *g, int64_t cols, const uint8_t *x, size_t off_d, size_t off_s, float *y) {
+    const int8_t *q = (const int8_t *)x;
+    const float *da = (const float *)(const void *)(x + off_d);
+    const int16_t *bs = (const int16_t *)(const void *)(x + off_s);
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t sb = 0; sb < cols / 256; sb++) {
+        const uint8_t *blk = g + (size_t)sb * 2304;
+        uint8_t sc[128], mn[128];
+        six_bit_unpack(blk + 64, sc);
+        six_bit_unpack(blk + 160, mn);
+        const int8_t *qa = q + 256 * sb;
+        const int16_t *bsb = bs + 16 * sb;
+        __m512i S = _mm512_setzero_si512(), M = _mm512_setzero_si512();
+        for (int j = 0; j < 8; j++) {
+            /* one super-block and more ahead, spread over the sub-blocks (a burst of prefetches
+             * overflows the miss buffers and some are dropped): 8 x 320 bytes cover 2304 */
+            for (int o = 0; o < 320; o += 64) _mm_prefetch((const char *)(blk + 2304 + R16_PF + 320 * j + o), _MM_HINT_T0);
+            __m512i s0 = _mm512_setzero_si512(), s1 = s0;
+            for (int v = 0; v < 4; v++) {
+                const __m512i w = _mm512_loadu_si512(blk + 256 + 64 * (4 * j + v));
+                s0 = _mm512_dpbusd_epi32(s0, _mm512_and_si512(w, m4), bcast4(qa + 32 * j + 8 * v));
+                s1 = _mm512_dpbusd_epi32(s1, _mm512_and_si512(_mm512_srli_epi16(w, 4), m4), bcast4(qa + 32 * j + 8 * v + 4));
+            }
+            const __m512i scj = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(sc + 16 * j)));
+            const __m512i mnj = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(mn + 16 * j)));
+            S = _mm512_add_epi32(S, _mm512_mullo_epi32(_mm512_add_epi32(s0, s1), scj));
+            M = _mm512_add_epi32(M, _mm512_mullo_epi32(mnj, _mm512_set1_epi32(bsb[2 * j] + bsb[2 * j + 1])));
+        }
+        const __m512 dab = _mm512_set1_ps(da[sb]);
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S), _mm512_mul_ps(d16(blk), dab), acc);
+        acc = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(M), _mm512_mul_ps(d16(blk + 32), dab), acc);
+    }
+    _mm512_storeu_ps(y, acc);
+}
+
+/* Q6_K with G2_ACT_Q8_256 activations: per sub-block of 16, the 6-bit values rebuilt from two
+ * low-nibble vectors and one high-bits vector, 4 vpdpbusd, the -32 offset from the activation
+ * sums, times the rows' int8 scales (vpmulld). */
+static void matvec_q6_k(const uint8_t *g, int64_t cols, const uint8_t *x, size_t off_d, size_t off_s, float *y) {
+    const int8_t *q = (const int8_t *)x;
+    const float *da = (const float *)(const void *)(x + off_d);
+    const int16_t *bs = (const int16_t *)(const void *)(x + off_s);
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t sb = 0; sb < cols / 256; sb++) {
+        const uint8_t *blk = g + (size_t)sb * 3360;
+        const int8_t *qa = q + 256 * sb;
+        const int16_t *bsb = bs + 16 * sb;
+        __m512i S = _mm512_setzero_si512();
+        for (int k = 0; k < 16; k++) {
+            /* as in Q4_K: 16 x 256 bytes cover 3360 */
+            for (int o = 0; o < 256; o += 64) _mm_prefetch((const char *)(blk + 3360 + R16_PF + 256 * k + o), _MM_HINT_T0);
+            const __m512i l0 = _mm512_loadu_si512(blk + 288 + 64 * (2 * k)), l1 = _mm512_loadu_si512(blk + 288 + 64 * (2 * k + 1));
+            const __m512i h = _mm512_loadu_si512(blk + 2336 + 64 * k);
+            /* bits 4-5 of each byte from its own 2-bit field (what leaks across bytes is masked) */
+            const __m512i q0 = _mm512_or_si512(_mm512_and_si512(l0, m4), _mm512_and_si512(_mm512_slli_epi16(h, 4), m30));
+            const __m512i q1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l0, 4), m4), _mm512_and_si512(_mm512_slli_epi16(h, 2), m30));
+            const __m512i q2 = _mm512_or_si512(_mm512_and_si512(l1, m4), _mm512_and_si512(h, m30));
+            const __m512i q3 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l1, 4), m4), _mm512_and_si512(_mm512_srli_epi16(h, 2), m30));
+            __m512i s0 = _mm512_set1_epi32(-32 * (int32_t)bsb[k]), s1 = _mm512_setzero_si512();
+            s0 = _mm512_dpbusd_epi32(s0, q0, bcast4(qa + 16 * k));
+            s1 = _mm512_dpbusd_epi32(s1, q1, bcast4(qa + 16 * k + 4));
+            s0 = _mm512_dpbusd_epi32(s0, q2, bcast4(qa + 16 * k + 8));
+            s1 = _mm512_dpbusd_epi32(s1, q3, bcast4(qa + 16 * k + 12));
+            const __m512i sck = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(blk + 32 + 16 * k)));
+            S = _mm512_add_epi32(S, _mm512_mullo_epi32(_mm512_add_epi32(s0, s1), sck));
+        }
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S), _mm512_mul_ps(d16(blk), _mm512_set1_ps(da[sb])), acc);
+    }
+    _mm512_storeu_ps(y, acc);
+}
+
 g2_r16_matvec_fn g2_r16_matvec_avx512(int type) {
     switch (type) {
     case GEMMA2_TYPE_BF16: return matvec_bf16;
     case GEMMA2_TYPE_Q4_0: return matvec_q4_0;
+    case GEMMA2_TYPE_Q4_K: return matvec_q4_k;
+    case GEMMA2_TYPE_Q6_K: return matvec_q6_k;
     default: return NULL;
     }
 }

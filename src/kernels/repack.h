@@ -15,6 +15,12 @@
  *  - Q4_0: for each block b of 32 columns: the 16 rows' fp16 scales (32 bytes), then 4 vectors
  *    of 64 bytes; in vector j, byte 4r+i holds row r's quant of element 8j+i (low nibble) and
  *    of element 8j+4+i (high nibble). 288 bytes = 16 x 18.
+ *  - Q4_K, per super-block of 256 columns (2304 bytes = 16 x 144): d[16], dmin[16], the 8 x 16
+ *    six-bit scales and mins (96 bytes each: low nibbles, then the top 2 bits), the quants as in
+ *    Q4_0 (32 vectors).
+ *  - Q6_K, per super-block (3360 bytes = 16 x 210): d[16], the int8 scales per sub-block of 16
+ *    (16 x 16 bytes), the low 4 bits as in Q4_0 (32 vectors), the high 2 bits (16 vectors: in
+ *    vector h, byte 4r+i holds element 16h+4m+i's bits at bit 2m).
  *
  * A tensor is repacked in place at load time (gemma2_model_open with GEMMA2_LOAD_READ, where
  * the weights live in memory the process owns) and marked with layout G2_LAYOUT_R16; g2_matmul
@@ -43,8 +49,9 @@ void g2_r16_unpack_group(int type, int64_t cols, const uint8_t *src, uint8_t *ds
 int g2_tensor_repack_r16(g2_tensor *t, int n_threads);
 
 /* Decode kernels on r16 groups (AVX-512): y[0..16) = the 16 rows' dot products with one token.
- * x: the activations in the kernel's format (fp32 for BF16; a G2_ACT_Q8_32 record for Q4_0:
- * q at x, the scales at x + off_d, the sums at x + off_s). NULL when the type has none. */
+ * x: the activations in the kernel's format (fp32 for BF16; a G2_ACT_Q8_32 record for Q4_0 and
+ * G2_ACT_Q8_256 for Q4_K / Q6_K: q at x, the scales at x + off_d, the sums at x + off_s). NULL
+ * when the type has none. */
 typedef void (*g2_r16_matvec_fn)(const uint8_t *group, int64_t cols, const uint8_t *x, size_t off_d, size_t off_s,
                                  float *y);
 g2_r16_matvec_fn g2_r16_matvec_avx512(int type);

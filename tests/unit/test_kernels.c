@@ -352,10 +352,12 @@ static void test_row_access(void) {
  * back the same, and products on every ISA, decode (the r16 kernels) and prefill (unpacked
  * blocks), meet the same float64 tolerances as the plain layout. */
 static void test_r16_layout(void) {
-    static const int rt[] = {GEMMA2_TYPE_BF16, GEMMA2_TYPE_Q4_0};
+    static const int rt[] = {GEMMA2_TYPE_BF16, GEMMA2_TYPE_Q4_0, GEMMA2_TYPE_Q4_K, GEMMA2_TYPE_Q6_K};
+    enum { NRT = sizeof rt / sizeof rt[0] };
     CHECK(!g2_r16_supported(GEMMA2_TYPE_BF16, 40, 64) && !g2_r16_supported(GEMMA2_TYPE_BF16, 32, 63) &&
-          !g2_r16_supported(GEMMA2_TYPE_Q4_K, 32, 256) && g2_r16_supported(GEMMA2_TYPE_Q4_0, 32, 256));
-    for (int i = 0; i < 2; i++) {
+          !g2_r16_supported(GEMMA2_TYPE_Q8_0, 32, 256) && g2_r16_supported(GEMMA2_TYPE_Q4_0, 32, 256) &&
+          !g2_r16_supported(GEMMA2_TYPE_Q4_K, 32, 32) && g2_r16_supported(GEMMA2_TYPE_Q6_K, 32, 256));
+    for (int i = 0; i < NRT; i++) {
         test_matrix m = make_matrix_random_bytes(rt[i], 48, 256, 5);
         const size_t bytes = m.t.row_bytes * 48;
         uint8_t *orig = malloc(bytes), *back = malloc(bytes);
@@ -376,12 +378,12 @@ static void test_r16_layout(void) {
         free_matrix(&m);
     }
     static const struct { int64_t rows, cols; int n, threads; } shapes[] = {
-        {16, 64, 1, 1}, {48, 2304, 1, 2}, {32, 96, 3, 2}, {64, 512, 20, 3}, {32, 9216, 1, 2}, {80, 768, 1, 3},
+        {16, 256, 1, 1}, {48, 2304, 1, 2}, {32, 512, 3, 2}, {64, 512, 20, 3}, {32, 9216, 1, 2}, {80, 768, 1, 3},
         {512, 256, 1, 2}, {256, 512, 1, 2},
     };
     for (int isa = G2_ISA_SCALAR; isa <= G2_ISA_AVX512; isa++) {
         if (!g2_isa_available((g2_isa)isa)) continue;
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < NRT; i++)
             for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++)
                 for (int rnd = 0; rnd < 2; rnd++)
                     CHECK(check_case_r((g2_isa)isa, rt[i], shapes[k].rows, shapes[k].cols, shapes[k].n, shapes[k].threads,
