@@ -26,7 +26,7 @@ typedef enum {
     G2_ACT_BF16,
 } g2_act_kind;
 
-typedef struct {
+typedef struct g2_act_rec {
     const uint8_t *base; /* token 0's record */
     size_t stride;       /* bytes from one token's record to the next */
     int64_t cols;

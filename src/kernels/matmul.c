@@ -76,9 +76,9 @@ static int compute_rows_panel(const g2_kernel *k, const uint8_t *base, size_t rb
     return 0;
 }
 
-/* Rows [r0, r1) of w, either layout. r16 tensors: decode runs the r16 kernel when the ISA has
- * one; otherwise groups are unpacked, a block at a time, into plain rows for the kernels above
- * (prefill: the unpacking is small next to the products of many tokens). */
+/* Rows [r0, r1) of w, either layout. r16 tensors run the r16 kernels (decode and prefill) when
+ * the ISA has them; otherwise groups are unpacked, a block at a time, into plain rows for the
+ * kernels above. */
 static int compute_share(g2_isa isa, const g2_kernel *k, int use_panel, const g2_tensor *w, const g2_act *a, int n,
                          float *y, int64_t r0, int64_t r1) {
     const size_t rb = w->row_bytes, ldy = (size_t)w->rows;
@@ -104,6 +104,20 @@ static int compute_share(g2_isa isa, const g2_kernel *k, int use_panel, const g2
     }
     int64_t block = (int64_t)(G2_ROW_BLOCK_BYTES / rb) / G2_R16 * G2_R16;
     if (block < G2_R16) block = G2_R16;
+    g2_r16_tile_fn tile;
+    const int nt_max = n > 1 && act_ok && isa >= G2_ISA_AVX512 && g2_isa_available(G2_ISA_AVX512)
+                           ? g2_r16_tile_avx512(w->type, &tile)
+                           : 0;
+    if (nt_max) { /* prefill on the r16 groups: a block of groups stays in L2 while all tokens pass */
+        for (int64_t b0 = r0; b0 < r1; b0 += block) {
+            const int64_t b1 = b0 + block < r1 ? b0 + block : r1;
+            for (int t0 = 0; t0 < n; t0 += nt_max)
+                for (int64_t r = b0; r < b1; r += G2_R16)
+                    tile((const uint8_t *)w->data + (size_t)r * rb, w->cols, a, t0, n - t0 < nt_max ? n - t0 : nt_max,
+                         y + (size_t)t0 * ldy + r, ldy);
+        }
+        return 0;
+    }
     uint8_t *plain = malloc(rb * (size_t)block);
     if (!plain) return -1;
     int failed = 0;

@@ -1,10 +1,15 @@
-/* r16_avx512.c - AVX-512 decode kernels on the r16 layout (repack.h): 16 rows per group, one
- * lane per row, so no horizontal sums and one scale vector per block for all 16 rows. */
+/* r16_avx512.c - AVX-512 kernels on the r16 layout (repack.h): 16 rows per group, one lane per
+ * row, so no horizontal sums and one scale vector per block for all 16 rows.
+ *  - decode (one token): matvec_*, streaming the group once with software prefetch;
+ *  - prefill (several tokens): tile_*, up to R16_NT tokens per pass over a group, each weight
+ *    vector unpacked once and used for every token (the group stays in L2 between passes). */
 #include <immintrin.h>
 #include <string.h>
 
 #include "gemma2.h"
+#include "kernels/kernels_impl.h"
 #include "kernels/repack.h"
+#include "kernels/tile_cases.h"
 
 /* Software prefetch distance (bytes) ahead in the group stream; groups of a thread's share are
  * contiguous, so a prefetch past a group's end lands in the next group. */
@@ -170,6 +175,189 @@ static void matvec_q6_k(const uint8_t *g, int64_t cols, const uint8_t *x, size_t
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S), _mm512_mul_ps(d16(blk), _mm512_set1_ps(da[sb])), acc);
     }
     _mm512_storeu_ps(y, acc);
+}
+
+/* ---- prefill tiles -------------------------------------------------------------------------- */
+
+/* BF16, NT <= 8 tokens: per vector two converted halves, 2 x NT FMAs with broadcast activations
+ * (separate accumulators for the even and the odd columns: 2 x NT independent chains). */
+G2_INLINE void tile_bf16_n(const int NT, const uint8_t *g, int64_t cols, const g2_act *a, int t0, float *y, size_t ldy) {
+    const __m512i hi = _mm512_set1_epi32((int)0xFFFF0000u);
+    const float *x[8];
+    __m512 ae[8], ao[8];
+    G2_UNROLL8
+    for (int t = 0; t < NT; t++) x[t] = g2_act_f32(a, t0 + t), ae[t] = ao[t] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < cols / 2; p++) {
+        const __m512i v = _mm512_loadu_si512(g + (size_t)p * 64);
+        const __m512 e = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), o = _mm512_castsi512_ps(_mm512_and_si512(v, hi));
+        G2_UNROLL8
+        for (int t = 0; t < NT; t++) {
+            ae[t] = _mm512_fmadd_ps(e, _mm512_set1_ps(x[t][2 * p]), ae[t]);
+            ao[t] = _mm512_fmadd_ps(o, _mm512_set1_ps(x[t][2 * p + 1]), ao[t]);
+        }
+    }
+    G2_UNROLL8
+    for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + (size_t)t * ldy, _mm512_add_ps(ae[t], ao[t]));
+}
+
+/* The activations of NT <= 4 tokens (G2_ACT_Q8_32 / Q8_256 records). */
+#define R16_ACT(NT)                                                                                            \
+    const int8_t *q[4];                                                                                        \
+    const float *da[4];                                                                                        \
+    const int16_t *sa[4];                                                                                      \
+    G2_UNROLL                                                                                                  \
+    for (int t = 0; t < NT; t++) q[t] = g2_act_q(a, t0 + t), da[t] = g2_act_d(a, t0 + t), sa[t] = g2_act_s(a, t0 + t)
+
+G2_INLINE void tile_q4_0_n(const int NT, const uint8_t *g, int64_t cols, const g2_act *a, int t0, float *y, size_t ldy) {
+    R16_ACT(NT);
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512 acc[4];
+    G2_UNROLL
+    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < cols / 32; b++) {
+        const uint8_t *blk = g + (size_t)b * 288;
+        __m512i s0[4], s1[4];
+        G2_UNROLL
+        for (int t = 0; t < NT; t++) s0[t] = _mm512_set1_epi32(-8 * (int32_t)sa[t][b]), s1[t] = _mm512_setzero_si512();
+        G2_UNROLL
+        for (int j = 0; j < 4; j++) {
+            const __m512i v = _mm512_loadu_si512(blk + 32 + 64 * j);
+            const __m512i lo = _mm512_and_si512(v, m4), hv = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            G2_UNROLL
+            for (int t = 0; t < NT; t++) {
+                s0[t] = _mm512_dpbusd_epi32(s0[t], lo, bcast4(q[t] + 32 * b + 8 * j));
+                s1[t] = _mm512_dpbusd_epi32(s1[t], hv, bcast4(q[t] + 32 * b + 8 * j + 4));
+            }
+        }
+        const __m512 d = d16(blk);
+        G2_UNROLL
+        for (int t = 0; t < NT; t++)
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0[t], s1[t])), _mm512_mul_ps(d, _mm512_set1_ps(da[t][b])),
+                                     acc[t]);
+    }
+    G2_UNROLL
+    for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + (size_t)t * ldy, acc[t]);
+}
+
+G2_INLINE void tile_q4_k_n(const int NT, const uint8_t *g, int64_t cols, const g2_act *a, int t0, float *y, size_t ldy) {
+    R16_ACT(NT);
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512 acc[4];
+    G2_UNROLL
+    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t sb = 0; sb < cols / 256; sb++) {
+        const uint8_t *blk = g + (size_t)sb * 2304;
+        uint8_t sc[128], mn[128];
+        six_bit_unpack(blk + 64, sc);
+        six_bit_unpack(blk + 160, mn);
+        __m512i S[4], M[4];
+        G2_UNROLL
+        for (int t = 0; t < NT; t++) S[t] = M[t] = _mm512_setzero_si512();
+        for (int j = 0; j < 8; j++) {
+            __m512i lo[4], hv[4];
+            G2_UNROLL
+            for (int v = 0; v < 4; v++) {
+                const __m512i w = _mm512_loadu_si512(blk + 256 + 64 * (4 * j + v));
+                lo[v] = _mm512_and_si512(w, m4), hv[v] = _mm512_and_si512(_mm512_srli_epi16(w, 4), m4);
+            }
+            const __m512i scj = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(sc + 16 * j)));
+            const __m512i mnj = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(mn + 16 * j)));
+            G2_UNROLL
+            for (int t = 0; t < NT; t++) {
+                const int8_t *qa = q[t] + 256 * sb + 32 * j;
+                __m512i s0 = _mm512_setzero_si512(), s1 = s0;
+                G2_UNROLL
+                for (int v = 0; v < 4; v++) {
+                    s0 = _mm512_dpbusd_epi32(s0, lo[v], bcast4(qa + 8 * v));
+                    s1 = _mm512_dpbusd_epi32(s1, hv[v], bcast4(qa + 8 * v + 4));
+                }
+                const int16_t *bs = sa[t] + 16 * sb;
+                S[t] = _mm512_add_epi32(S[t], _mm512_mullo_epi32(_mm512_add_epi32(s0, s1), scj));
+                M[t] = _mm512_add_epi32(M[t], _mm512_mullo_epi32(mnj, _mm512_set1_epi32(bs[2 * j] + bs[2 * j + 1])));
+            }
+        }
+        const __m512 d = d16(blk), dmin = d16(blk + 32);
+        G2_UNROLL
+        for (int t = 0; t < NT; t++) {
+            const __m512 dab = _mm512_set1_ps(da[t][sb]);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S[t]), _mm512_mul_ps(d, dab), acc[t]);
+            acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(M[t]), _mm512_mul_ps(dmin, dab), acc[t]);
+        }
+    }
+    G2_UNROLL
+    for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + (size_t)t * ldy, acc[t]);
+}
+
+G2_INLINE void tile_q6_k_n(const int NT, const uint8_t *g, int64_t cols, const g2_act *a, int t0, float *y, size_t ldy) {
+    R16_ACT(NT);
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    __m512 acc[4];
+    G2_UNROLL
+    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t sb = 0; sb < cols / 256; sb++) {
+        const uint8_t *blk = g + (size_t)sb * 3360;
+        __m512i S[4];
+        G2_UNROLL
+        for (int t = 0; t < NT; t++) S[t] = _mm512_setzero_si512();
+        for (int k = 0; k < 16; k++) {
+            const __m512i l0 = _mm512_loadu_si512(blk + 288 + 64 * (2 * k)), l1 = _mm512_loadu_si512(blk + 288 + 64 * (2 * k + 1));
+            const __m512i h = _mm512_loadu_si512(blk + 2336 + 64 * k);
+            const __m512i w[4] = {
+                _mm512_or_si512(_mm512_and_si512(l0, m4), _mm512_and_si512(_mm512_slli_epi16(h, 4), m30)),
+                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l0, 4), m4), _mm512_and_si512(_mm512_slli_epi16(h, 2), m30)),
+                _mm512_or_si512(_mm512_and_si512(l1, m4), _mm512_and_si512(h, m30)),
+                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l1, 4), m4), _mm512_and_si512(_mm512_srli_epi16(h, 2), m30)),
+            };
+            const __m512i sck = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(blk + 32 + 16 * k)));
+            G2_UNROLL
+            for (int t = 0; t < NT; t++) {
+                const int8_t *qa = q[t] + 256 * sb + 16 * k;
+                __m512i s0 = _mm512_set1_epi32(-32 * (int32_t)sa[t][16 * sb + k]), s1 = _mm512_setzero_si512();
+                s0 = _mm512_dpbusd_epi32(s0, w[0], bcast4(qa));
+                s1 = _mm512_dpbusd_epi32(s1, w[1], bcast4(qa + 4));
+                s0 = _mm512_dpbusd_epi32(s0, w[2], bcast4(qa + 8));
+                s1 = _mm512_dpbusd_epi32(s1, w[3], bcast4(qa + 12));
+                S[t] = _mm512_add_epi32(S[t], _mm512_mullo_epi32(_mm512_add_epi32(s0, s1), sck));
+            }
+        }
+        const __m512 d = d16(blk);
+        G2_UNROLL
+        for (int t = 0; t < NT; t++) acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S[t]), _mm512_mul_ps(d, _mm512_set1_ps(da[t][sb])), acc[t]);
+    }
+    G2_UNROLL
+    for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + (size_t)t * ldy, acc[t]);
+}
+
+#define R16_CASE(F, N) case N: F(N, g, cols, a, t0, y, ldy); break;
+static void tile_bf16(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
+    switch (nt) {
+        R16_CASE(tile_bf16_n, 1) R16_CASE(tile_bf16_n, 2) R16_CASE(tile_bf16_n, 3) R16_CASE(tile_bf16_n, 4)
+        R16_CASE(tile_bf16_n, 5) R16_CASE(tile_bf16_n, 6) R16_CASE(tile_bf16_n, 7) R16_CASE(tile_bf16_n, 8)
+    default: break;
+    }
+}
+#define R16_SWITCH4(F)                                                                                        \
+    switch (nt) {                                                                                             \
+        R16_CASE(F, 1) R16_CASE(F, 2) R16_CASE(F, 3) R16_CASE(F, 4) default : break;                           \
+    }
+static void tile_q4_0(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
+    R16_SWITCH4(tile_q4_0_n)
+}
+static void tile_q4_k(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
+    R16_SWITCH4(tile_q4_k_n)
+}
+static void tile_q6_k(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
+    R16_SWITCH4(tile_q6_k_n)
+}
+
+int g2_r16_tile_avx512(int type, g2_r16_tile_fn *fn) {
+    switch (type) {
+    case GEMMA2_TYPE_BF16: *fn = tile_bf16; return 8;
+    case GEMMA2_TYPE_Q4_0: *fn = tile_q4_0; return 4;
+    case GEMMA2_TYPE_Q4_K: *fn = tile_q4_k; return 4;
+    case GEMMA2_TYPE_Q6_K: *fn = tile_q6_k; return 4;
+    default: return 0;
+    }
 }
 
 g2_r16_matvec_fn g2_r16_matvec_avx512(int type) {

@@ -56,4 +56,12 @@ typedef void (*g2_r16_matvec_fn)(const uint8_t *group, int64_t cols, const uint8
                                  float *y);
 g2_r16_matvec_fn g2_r16_matvec_avx512(int type);
 
+/* Prefill kernels on r16 groups (AVX-512): y[t * ldy + r] for r < 16, t < nt <= the returned
+ * maximum, tokens t0.. of the activations a (kernels_impl.h; same formats as above). Returns 0
+ * (and leaves fn) when the type has none. */
+struct g2_act_rec; /* g2_act, kernels_impl.h */
+typedef void (*g2_r16_tile_fn)(const uint8_t *group, int64_t cols, const struct g2_act_rec *a, int t0, int nt, float *y,
+                               size_t ldy);
+int g2_r16_tile_avx512(int type, g2_r16_tile_fn *fn);
+
 #endif

@@ -379,7 +379,7 @@ static void test_r16_layout(void) {
     }
     static const struct { int64_t rows, cols; int n, threads; } shapes[] = {
         {16, 256, 1, 1}, {48, 2304, 1, 2}, {32, 512, 3, 2}, {64, 512, 20, 3}, {32, 9216, 1, 2}, {80, 768, 1, 3},
-        {512, 256, 1, 2}, {256, 512, 1, 2},
+        {512, 256, 1, 2}, {256, 512, 1, 2}, {48, 768, 9, 2},
     };
     for (int isa = G2_ISA_SCALAR; isa <= G2_ISA_AVX512; isa++) {
         if (!g2_isa_available((g2_isa)isa)) continue;
