@@ -3,21 +3,25 @@
 # GGUF files, interleaved A B A B, 2 threads, pp512 and tg128: the table of issue 6.
 #
 #   bench/compare_llama.sh [WORKDIR] [ROUNDS]      (default bench/out, 2 rounds of 3 reps each)
-#   TYPES="bf16 q8_0" LOAD=read bench/compare_llama.sh      (a subset; weights read into memory)
+#   TYPES="bf16 q8_0" LOAD=mmap bench/compare_llama.sh      (a subset; our weights mapped)
+#   APPEND=1 bench/compare_llama.sh bench/out 1             (one more round, table over all)
 #
 # Files: a random Gemma 2 of the 2B shape from the oracle's make_gguf.py (BF16), quantized by
 # `gemma2 quantize` (byte-identical to llama_quantize's output, see tests/cli/quantize.sh).
-# LOAD=mmap (default) maps the file in both programs; LOAD=read copies the weights into memory
-# (ours: --load-mode read on huge pages; llama.cpp: --load-mode none). llama.cpp runs with its
-# defaults otherwise (f16 KV cache, flash attention auto); ours keeps an f32 KV cache.
-# Prints medians over all samples, the ratio ours / llama.cpp, and decode weight traffic as a
-# fraction of this machine's read bandwidth (bench/kernels_bench measures it).
+# Ours runs with --load-mode $LOAD (default auto: here, read: weights copied onto huge pages and
+# repacked); llama.cpp runs in both of its loading modes, mmap and none (read into memory), and
+# the ratio is against the faster of the two for each test. llama.cpp runs with its defaults
+# otherwise (f16 KV cache, flash attention auto, its own repacking of Q4_0/Q4_K on AVX-512);
+# ours keeps an f32 KV cache. Each round runs ours, llama mmap, llama none per type, in turn.
+# Prints medians over all samples, the ratio, and decode weight traffic as a fraction of this
+# machine's read bandwidth (bench/kernels_bench's probe on huge pages, the best of 3: the host's
+# bandwidth drifts between about 35 and 62 GB/s from minute to minute here).
 set -eu
 cd "$(dirname "$0")/.."
 W=${1:-bench/out}
 ROUNDS=${2:-2}
 TYPES=${TYPES:-bf16 q8_0 q4_0 q4_k_m}
-LOAD=${LOAD:-mmap}
+LOAD=${LOAD:-auto}
 T=${THREADS:-2}
 SHARED=${GEMMA2_SHARED:-../shared}
 PY=${PYTHON:-/usr/bin/python3}
@@ -28,16 +32,17 @@ make -s gemma2
 for t in $TYPES; do
     [ "$t" = bf16 ] || [ -f "$W/g2b-$t.gguf" ] || ./gemma2 quantize "$W/g2b-bf16.gguf" "$W/g2b-$t.gguf" --type "$t" -q -t "$T"
 done
-bw=$(bash bench/kernels_bench.sh "$T" 3 2>/dev/null | sed -n 's/^memory read bandwidth.*median \([0-9.]*\) GB\/s.*/\1/p')
+bw=$(bash bench/kernels_bench.sh "$T" 3 2>/dev/null | sed -n 's/^memory read bandwidth.*best \([0-9.]*\) GB\/s.*/\1/p')
 echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $T threads, load=$LOAD, read bandwidth ${bw:-?} GB/s"
-lm=$([ "$LOAD" = read ] && echo none || echo mmap)
 log=$W/compare_$LOAD.log
-: > "$log"
+[ "${APPEND:-0}" = 1 ] || : > "$log"   # APPEND=1: add rounds to the previous run's log
 for r in $(seq "$ROUNDS"); do
     for t in $TYPES; do
         f=$W/g2b-$t.gguf
         ./gemma2 bench -m "$f" -p 512 -n 128 -r 3 -t "$T" --load-mode "$LOAD" | sed "s/^/ours $t /" >> "$log"
-        "$LB" "$f" --prompt 512 --gen 128 --reps 3 --threads "$T" --load-mode "$lm" 2>/dev/null | sed "s/^/llama $t /" >> "$log"
+        for lm in mmap none; do
+            "$LB" "$f" --prompt 512 --gen 128 --reps 3 --threads "$T" --load-mode "$lm" 2>/dev/null | sed "s/^/llama-$lm $t /" >> "$log"
+        done
     done
 done
 "$PY" - "$log" "${bw:-0}" <<'PY'
@@ -54,11 +59,13 @@ for line in open(log):
     mb = re.search(r"model_bytes=(\d+)", rest)
     if mb and who == "ours":
         rows[key]["bytes"] = int(mb.group(1))
-print("%-8s %-6s %10s %10s %7s %12s" % ("type", "test", "ours t/s", "llama t/s", "ratio", "decode/bw"))
+print("%-8s %-6s %10s %11s %11s %7s %12s" % ("type", "test", "ours t/s", "llama mmap", "llama none", "ratio", "decode/bw"))
 for (typ, test), d in sorted(rows.items()):
-    o, l = statistics.median(d.get("ours", [0])), statistics.median(d.get("llama", [0]))
+    med = lambda k: statistics.median(d[k]) if d.get(k) else 0.0
+    o, lm, ln = med("ours"), med("llama-mmap"), med("llama-none")
+    best = max(lm, ln)
     frac = ""
     if test.startswith("tg") and bw > 0 and "bytes" in d:
         frac = "%.0f%%" % (100 * o * d["bytes"] / 1e9 / bw)
-    print("%-8s %-6s %10.2f %10.2f %7.2f %12s" % (typ, test, o, l, o / l if l else 0, frac))
+    print("%-8s %-6s %10.2f %11.2f %11.2f %7.2f %12s" % (typ, test, o, lm, ln, o / best if best else 0, frac))
 PY

@@ -85,13 +85,23 @@ int g2_cli_parse_kv_type(const char *s, int *out) {
 int g2_cli_parse_load_mode(const char *s, gemma2_load_mode *out) {
     if (!strcmp(s, "mmap")) *out = GEMMA2_LOAD_MMAP;
     else if (!strcmp(s, "read")) *out = GEMMA2_LOAD_READ;
+    else if (!strcmp(s, "auto")) *out = GEMMA2_LOAD_AUTO;
     else return 0;
     return 1;
 }
 
-gemma2_model *g2_cli_open_model(const char *cmd, const char *path, int n_threads) {
+int g2_cli_load_mode_option(const char *cmd, int argc, char **argv, int *i, gemma2_load_mode *out) {
+    const char *v = g2_cli_value(argc, argv, i, cmd);
+    if (!v) return 0;
+    if (g2_cli_parse_load_mode(v, out)) return 1;
+    fprintf(stderr, "gemma2 %s: --load-mode must be auto, mmap or read, got '%s'\n", cmd, v);
+    return 0;
+}
+
+gemma2_model *g2_cli_open_model(const char *cmd, const char *path, int n_threads, gemma2_load_mode load_mode) {
     gemma2_model_options mo = gemma2_model_default_options();
     mo.n_threads = n_threads;
+    mo.load_mode = load_mode;
     gemma2_model *m;
     gemma2_error err;
     if (gemma2_model_open(path, &mo, &m, &err)) {

@@ -22,10 +22,16 @@ const char *g2_cli_value(int argc, char **argv, int *i, const char *cmd);
 /* "f32", "f16" or "bf16" (a gemma2_weight_type for the KV cache). 1 on success. */
 int g2_cli_parse_kv_type(const char *s, int *out);
 
-/* "mmap" or "read" (gemma2_load_mode). 1 on success. */
+/* "auto", "mmap" or "read" (gemma2_load_mode). 1 on success. */
 int g2_cli_parse_load_mode(const char *s, gemma2_load_mode *out);
+/* The value of --load-mode at argv[*i] (advances *i); prints the error and returns 0 if bad. */
+int g2_cli_load_mode_option(const char *cmd, int argc, char **argv, int *i, gemma2_load_mode *out);
+#define G2_CLI_LOAD_MODE_HELP                                                                          \
+    "  --load-mode MODE      read: copy the weights into memory on huge pages and repack them for\n"  \
+    "                        the kernels (fastest decode); mmap: map the file (instant start); auto:\n" \
+    "                        read when the file takes at most 3/4 of the available memory (default)\n"
 
 /* Opens a model, printing "gemma2 CMD: message" on failure. */
-gemma2_model *g2_cli_open_model(const char *cmd, const char *path, int n_threads);
+gemma2_model *g2_cli_open_model(const char *cmd, const char *path, int n_threads, gemma2_load_mode load_mode);
 
 #endif

@@ -31,6 +31,7 @@ static void usage(FILE *f) {
             "                        system role; default: none)\n"
             "  --dump-tokens FILE    write every id the model evaluates, one line per evaluation (debugging)\n"
             "  --threads N           threads (default: all cores)\n"
+            G2_CLI_LOAD_MODE_HELP
             "  -h, --help            this help\n"
             "commands typed as a turn: /reset (start a new conversation), /exit (or end of input)\n");
     g2_sampling_usage(f);
@@ -77,6 +78,7 @@ static int push(gemma2_token_buf *b, int32_t id) {
 int g2_cmd_chat(int argc, char **argv) {
     const char *model = NULL, *tok_path = NULL, *dump_path = NULL, *system = NULL, *v;
     long n_predict = -1, n_ctx = 0, threads = 0;
+    gemma2_load_mode load_mode = GEMMA2_LOAD_AUTO;
     g2_sampling_args sa;
     g2_sampling_args_init(&sa);
     for (int i = 1; i < argc; i++) {
@@ -101,6 +103,8 @@ int g2_cmd_chat(int argc, char **argv) {
                 fprintf(stderr, "gemma2 " CMD ": %s must be an integer >= -1, got '%s'\n", a, v);
                 return 2;
             }
+        } else if (!strcmp(a, "--load-mode")) {
+            if (!g2_cli_load_mode_option(CMD, argc, argv, &i, &load_mode)) return 2;
         } else if (!strcmp(a, "--ctx") || !strcmp(a, "--threads")) {
             int is_ctx = !strcmp(a, "--ctx");
             if (!(v = g2_cli_value(argc, argv, &i, CMD))) return 2;
@@ -133,7 +137,7 @@ int g2_cmd_chat(int argc, char **argv) {
     memset(&g, 0, sizeof g);
     gemma2_error err;
 
-    if (!(m = g2_cli_open_model(CMD, model, (int)threads))) goto done;
+    if (!(m = g2_cli_open_model(CMD, model, (int)threads, load_mode))) goto done;
     const gemma2_config *cfg = gemma2_model_config(m);
     if (!(tok = g2_cli_load_tokenizer(CMD, m, model, tok_path))) goto done;
     const int32_t bos = gemma2_tokenizer_bos_id(tok), eot = gemma2_tokenizer_end_of_turn_id(tok);

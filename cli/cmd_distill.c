@@ -152,7 +152,7 @@ static int cache(int argc, char **argv) {
         snprintf(tokp, sizeof tokp, "%s/%s", data, k ? "tokenizer.json" : "tokenizer.model");
         if (access(tokp, R_OK) == 0) tokenizer = tokp;
     }
-    if (!(m = g2_cli_open_model("distill cache", model, (int)threads))) goto done;
+    if (!(m = g2_cli_open_model("distill cache", model, (int)threads, GEMMA2_LOAD_AUTO))) goto done;
     const gemma2_config *cfg = gemma2_model_config(m);
     const int V = cfg->vocab_size, T = (int)seq;
     if (g2_shard_load(path, V, &shard, &err)) goto fail;

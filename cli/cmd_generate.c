@@ -32,6 +32,7 @@ static void usage(FILE *f) {
             "  --ignore-eos          do not stop at <eos>/<end_of_turn> (benchmarks)\n"
             "  --dump-tokens FILE    write every id the model evaluates, one line per evaluation (debugging)\n"
             "  --threads N           threads (default: all cores)\n"
+            G2_CLI_LOAD_MODE_HELP
             "  -h, --help            this help\n");
     g2_sampling_usage(f);
 }
@@ -71,6 +72,7 @@ int g2_cmd_generate(int argc, char **argv) {
     const char *model = NULL, *prompt = NULL, *file = NULL, *ids_arg = NULL, *tok_path = NULL, *dump_path = NULL;
     const char *v;
     long n_predict = 128, n_ctx = 0, threads = 0;
+    gemma2_load_mode load_mode = GEMMA2_LOAD_AUTO;
     int chat = 0, echo = 0, output_ids = 0, ignore_eos = 0;
     g2_sampling_args sa;
     g2_sampling_args_init(&sa);
@@ -100,6 +102,8 @@ int g2_cmd_generate(int argc, char **argv) {
                 fprintf(stderr, "gemma2 " CMD ": %s must be an integer >= -1, got '%s'\n", a, v);
                 return 2;
             }
+        } else if (!strcmp(a, "--load-mode")) {
+            if (!g2_cli_load_mode_option(CMD, argc, argv, &i, &load_mode)) return 2;
         } else if (!strcmp(a, "--ctx") || !strcmp(a, "--threads")) {
             int is_ctx = !strcmp(a, "--ctx");
             if (!(v = g2_cli_value(argc, argv, &i, CMD))) return 2;
@@ -148,7 +152,7 @@ int g2_cmd_generate(int argc, char **argv) {
 
     if (file && !(prompt = file_text = read_prompt_file(file))) goto done;
     if (ids_arg && (n_ids = g2_cli_parse_ids(ids_arg, "--ids", &ids)) < 0) goto done;
-    if (!(m = g2_cli_open_model(CMD, model, (int)threads))) goto done;
+    if (!(m = g2_cli_open_model(CMD, model, (int)threads, load_mode))) goto done;
     const gemma2_config *cfg = gemma2_model_config(m);
     if (prompt || !output_ids) {
         if (!(tok = g2_cli_load_tokenizer(CMD, m, model, tok_path))) {

@@ -39,7 +39,7 @@ int g2_cmd_info(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    gemma2_model *m = g2_cli_open_model("info", path, 0);
+    gemma2_model *m = g2_cli_open_model("info", path, 0, GEMMA2_LOAD_MMAP);
     if (!m) return 1;
     const gemma2_config *c = gemma2_model_config(m);
     gemma2_model_stats st;

@@ -19,7 +19,7 @@ static void usage(FILE *f) {
             "  --decode            evaluate one token at a time through the KV cache (default: one batch)\n"
             "  --ctx N             context size (default: the number of tokens)\n"
             "  -t, --threads N     threads (default: all cores)\n"
-            "  --load-mode MODE    mmap (default) or read: copy the weights into memory on huge pages\n"
+            "  --load-mode MODE    auto (default), mmap or read: as in gemma2 bench --help\n"
             "  --kv-type TYPE      KV cache storage: f32 (default), f16 or bf16\n");
 }
 
@@ -51,11 +51,7 @@ int g2_cmd_logits(int argc, char **argv) {
                 return 2;
             }
         } else if (!strcmp(a, "--load-mode")) {
-            if (!(v = g2_cli_value(argc, argv, &i, "logits"))) return 2;
-            if (!g2_cli_parse_load_mode(v, &mo.load_mode)) {
-                fprintf(stderr, "gemma2 logits: --load-mode must be mmap or read, got '%s'\n", v);
-                return 2;
-            }
+            if (!g2_cli_load_mode_option("logits", argc, argv, &i, &mo.load_mode)) return 2;
         } else if (!strcmp(a, "--ctx") || !strcmp(a, "-t") || !strcmp(a, "--threads")) {
             int is_ctx = !strcmp(a, "--ctx");
             if (!(v = g2_cli_value(argc, argv, &i, "logits"))) return 2;

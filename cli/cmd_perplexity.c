@@ -47,6 +47,7 @@ static void usage(FILE *f) {
             "                          come from FILE): mean KL divergence and top-1 agreement\n"
             "  -t, --tokenizer FILE    tokenizer.model, tokenizer.json or GGUF (default: the model's own)\n"
             "  --threads N             threads (default: all cores)\n"
+            G2_CLI_LOAD_MODE_HELP
             "  -h, --help              this help\n"
             "A progress bar is shown on stderr when stdout and stderr are terminals.\n");
 }
@@ -91,6 +92,7 @@ int g2_cmd_perplexity(int argc, char **argv) {
     const char *model = NULL, *text_path = NULL, *ids_path = NULL, *tok_path = NULL, *save_path = NULL,
                *kl_path = NULL, *v;
     long n_ctx = 0, stride = -1, max_chunks = -1, threads = 0;
+    gemma2_load_mode load_mode = GEMMA2_LOAD_AUTO;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -108,6 +110,8 @@ int g2_cmd_perplexity(int argc, char **argv) {
             if (!(save_path = g2_cli_value(argc, argv, &i, CMD))) return 2;
         } else if (!strcmp(a, "--kl-divergence")) {
             if (!(kl_path = g2_cli_value(argc, argv, &i, CMD))) return 2;
+        } else if (!strcmp(a, "--load-mode")) {
+            if (!g2_cli_load_mode_option(CMD, argc, argv, &i, &load_mode)) return 2;
         } else if (!strcmp(a, "--ctx") || !strcmp(a, "--threads")) {
             int is_ctx = !strcmp(a, "--ctx");
             if (!(v = g2_cli_value(argc, argv, &i, CMD))) return 2;
@@ -193,7 +197,7 @@ int g2_cmd_perplexity(int argc, char **argv) {
     if (!n_ctx) n_ctx = 512;
     if (stride < 0) stride = 0;
 
-    if (!(m = g2_cli_open_model(CMD, model, (int)threads))) goto done;
+    if (!(m = g2_cli_open_model(CMD, model, (int)threads, load_mode))) goto done;
     const gemma2_config *cfg = gemma2_model_config(m);
     const int V = cfg->vocab_size;
     int32_t bos = 2;

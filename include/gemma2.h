@@ -98,14 +98,17 @@ typedef struct {
 typedef enum { GEMMA2_FORMAT_HF = 1, GEMMA2_FORMAT_GGUF = 2 } gemma2_format;
 
 /* How the weights are held. MMAP maps the files (pages come from the page cache, 4 KiB each,
- * shared with other processes and dropped under memory pressure); READ copies them into this
- * process's memory on transparent huge pages (as llama.cpp's --no-mmap): slower to open,
- * faster and steadier to decode. Either way the weights take their file size once. */
-typedef enum { GEMMA2_LOAD_MMAP = 0, GEMMA2_LOAD_READ = 1 } gemma2_load_mode;
+ * shared with other processes and dropped under memory pressure): instant to open. READ copies
+ * them into this process's memory on transparent huge pages (as llama.cpp's --no-mmap) and
+ * repacks the matrices into the layout the decode kernels read fastest (kernels/repack.h):
+ * slower to open (the file is read once), decode up to 1.5x faster. Either way the weights take
+ * their file size once. AUTO is READ when the files take at most 3/4 of the memory available
+ * now (MemAvailable), MMAP otherwise. */
+typedef enum { GEMMA2_LOAD_MMAP = 0, GEMMA2_LOAD_READ = 1, GEMMA2_LOAD_AUTO = 2 } gemma2_load_mode;
 
 typedef struct {
     int n_threads;              /* 0 = all cores (OpenMP's default) */
-    gemma2_load_mode load_mode; /* default GEMMA2_LOAD_MMAP */
+    gemma2_load_mode load_mode; /* gemma2_model_default_options: AUTO; a zeroed struct: MMAP */
 } gemma2_model_options;
 
 typedef struct gemma2_model gemma2_model;
@@ -129,6 +132,8 @@ typedef struct {
     size_t weight_bytes;     /* bytes of weight data (as stored) */
     size_t file_bytes;       /* bytes of all weight files together */
     int type_counts[31];     /* tensors per type, indexed by gemma2_weight_type (< GEMMA2_TYPE_COUNT) */
+    gemma2_load_mode load_mode; /* as applied: MMAP or READ (AUTO resolved) */
+    int n_repacked;          /* matrices stored in the r16 layout (READ only) */
 } gemma2_model_stats;
 
 /* Weight storage types, with the GGUF type numbers where GGUF has them. */

@@ -11,7 +11,20 @@
 
 gemma2_model_options gemma2_model_default_options(void) {
     gemma2_model_options o = {0};
+    o.load_mode = GEMMA2_LOAD_AUTO;
     return o;
+}
+
+/* MemAvailable of /proc/meminfo in bytes; 0 when unknown. */
+static size_t mem_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+    fclose(f);
+    return (size_t)kb * 1024;
 }
 
 static gemma2_status open_hf(gemma2_model *m, const char *path, gemma2_error *err) {
@@ -44,12 +57,16 @@ static gemma2_status repack_weights(gemma2_model *m, gemma2_error *err) {
     for (int i = 0; i < n_files(m); i++)
         if (g2_mapped_file_set_writable(file_at(m, i), 1))
             return g2_fail(err, GEMMA2_ERR_NOMEM, "%s: cannot make the weights writable", file_at(m, i)->path);
-    int failed = g2_tensor_repack_r16(&m->embed, m->n_threads) < 0;
+    int r = g2_tensor_repack_r16(&m->embed, m->n_threads), failed = r < 0;
+    m->stats.n_repacked += r == 0;
     for (int l = 0; l < m->cfg.num_layers && !failed; l++) {
         g2_layer *L = &m->layers[l];
         g2_tensor *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
-        for (size_t j = 0; j < sizeof mats / sizeof mats[0] && !failed; j++)
-            failed = g2_tensor_repack_r16(mats[j], m->n_threads) < 0;
+        for (size_t j = 0; j < sizeof mats / sizeof mats[0] && !failed; j++) {
+            r = g2_tensor_repack_r16(mats[j], m->n_threads);
+            failed = r < 0;
+            m->stats.n_repacked += r == 0;
+        }
     }
     for (int i = 0; i < n_files(m); i++) g2_mapped_file_set_writable(file_at(m, i), 0);
     if (failed) return g2_fail(err, GEMMA2_ERR_NOMEM, "out of memory while repacking the weights");
@@ -64,10 +81,17 @@ gemma2_status gemma2_model_open(const char *path, const gemma2_model_options *op
     if (!m) return g2_fail(err, GEMMA2_ERR_NOMEM, "out of memory");
     m->n_threads = opt ? opt->n_threads : 0;
     gemma2_status s = g2_is_dir(path) ? open_hf(m, path, err) : open_gguf(m, path, err);
-    if (!s && opt && opt->load_mode == GEMMA2_LOAD_READ)
+    gemma2_load_mode mode = opt ? opt->load_mode : GEMMA2_LOAD_MMAP;
+    if (!s && mode == GEMMA2_LOAD_AUTO) {
+        size_t bytes = 0, avail = mem_available();
+        for (int i = 0; i < n_files(m); i++) bytes += file_at(m, i)->size;
+        mode = avail && bytes <= avail / 4 * 3 ? GEMMA2_LOAD_READ : GEMMA2_LOAD_MMAP;
+    }
+    m->stats.load_mode = mode == GEMMA2_LOAD_READ ? GEMMA2_LOAD_READ : GEMMA2_LOAD_MMAP;
+    if (!s && mode == GEMMA2_LOAD_READ)
         for (int i = 0; !s && i < n_files(m); i++) s = g2_mapped_file_to_memory(file_at(m, i), err);
     if (!s) s = g2_model_bind_weights(m, err);
-    if (!s && opt && opt->load_mode == GEMMA2_LOAD_READ) s = repack_weights(m, err);
+    if (!s && mode == GEMMA2_LOAD_READ) s = repack_weights(m, err);
     if (s) {
         gemma2_model_close(m);
         return s;

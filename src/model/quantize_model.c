@@ -238,6 +238,7 @@ gemma2_status gemma2_quantize(const char *in_path, const char *out_path, const g
     gemma2_model *m;
     gemma2_model_options mo = gemma2_model_default_options();
     mo.n_threads = o.n_threads;
+    mo.load_mode = GEMMA2_LOAD_MMAP; /* the tensors as stored: never the repacked layout */
     gemma2_status s = gemma2_model_open(in_path, &mo, &m, err);
     if (s) return s;
     const gemma2_config *c = &m->cfg;

@@ -30,7 +30,7 @@ Q=""
 for t in q8_0:Q8_0 q4_0:Q4_0 q4_k_m:Q4_K_M q6_k:Q6_K bf16:BF16 f16:F16; do
     ours=${t%%:*} theirs=${t##*:}
     "$BIN" quantize "$D/m.gguf" "$D/ours-$ours.gguf" --type "$ours" -q || { bad "$ours: quantize"; continue; }
-    "$BIN" logits -m "$D/ours-$ours.gguf" --ids-file "$D/ids.txt" -o "$D/ours-$ours.f32" || { bad "$ours: our logits"; continue; }
+    "$BIN" logits -m "$D/ours-$ours.gguf" --ids-file "$D/ids.txt" -o "$D/ours-$ours.f32" --load-mode mmap || { bad "$ours: our logits"; continue; }
     if [ -z "$Q" ]; then echo "skip $ours: vs llama.cpp: ORACLE_DIR not set up"; continue; fi
     "$Q" "$D/m.gguf" "$D/llama-$ours.gguf" "$theirs" > /dev/null 2>&1 || { bad "$ours: llama_quantize"; continue; }
     if "$PY" tests/cli/gguf_tool.py compare "$D/ours-$ours.gguf" "$D/llama-$ours.gguf" > "$D/cmp-$ours.txt"; then
@@ -49,20 +49,21 @@ for t in q8_0:Q8_0 q4_0:Q4_0 q4_k_m:Q4_K_M q6_k:Q6_K bf16:BF16 f16:F16; do
     fi
 done
 
-# weights copied into memory (--load-mode read) give the same logits bit for bit; BF16 and Q4_0
-# matrices are also repacked into the r16 layout there (src/kernels/repack.h): a batch unpacks
-# them for the same kernels (bit for bit again); one token at a time runs the r16 kernels, which
-# add in another order than the plain-layout AVX-512 kernels. Compared with the scalar path
-# (whose order the r16 kernels share: integer sums per block, then the scale): BF16 within 1e-5
-# relative (fp32 rounding; measured 6e-7); Q4_0 within 4e-2 (a rounding flip of a quantized
-# activation, see the top of this file; measured 2e-7, while the plain AVX-512 decode is 8e-3 off).
-for t in q8_0 bf16 q4_0; do
-    "$SAN" logits -m "$D/ours-$t.gguf" --ids-file "$D/ids.txt" -o "$D/read-$t.f32" --load-mode read && \
-        cmp -s "$D/read-$t.f32" "$D/ours-$t.f32" && ok "$t: load-mode read == mmap" || bad "$t: load-mode read differs"
-done
+# weights copied into memory (--load-mode read): Q8_0 stays in the plain layout and gives the
+# same logits bit for bit; BF16 and Q4_0 matrices are repacked into the r16 layout there
+# (src/kernels/repack.h) and run the r16 kernels, which add in another order: compared with the
+# mmap batch and with the scalar path one token at a time (whose order the r16 decode kernels
+# share: integer sums per block, then the scale). BF16 within 1e-5 relative (fp32 rounding;
+# measured 6e-7); Q4_0 within 4e-2 (a rounding flip of a quantized activation, see the top of
+# this file; measured 2e-7 against the scalar path, while the plain AVX-512 decode is 8e-3 off).
+"$SAN" logits -m "$D/ours-q8_0.gguf" --ids-file "$D/ids.txt" -o "$D/read-q8_0.f32" --load-mode read && \
+    cmp -s "$D/read-q8_0.f32" "$D/ours-q8_0.f32" && ok "q8_0: load-mode read == mmap" || bad "q8_0: load-mode read differs"
 for t in bf16:1e-5 q4_0:4e-2; do
     ty=${t%%:*} tol=${t##*:}
-    GEMMA2_ISA=scalar "$BIN" logits -m "$D/ours-$ty.gguf" --ids-file "$D/ids.txt" -o "$D/dec-$ty.f32" --decode && \
+    "$SAN" logits -m "$D/ours-$ty.gguf" --ids-file "$D/ids.txt" -o "$D/read-$ty.f32" --load-mode read && \
+    "$PY" "$O/compare.py" "$D/read-$ty.f32" "$D/ours-$ty.f32" --vocab 320 --max-rel "$tol" > "$D/cmpr-$ty.txt" && \
+        ok "$ty: r16 batch vs mmap batch ($(grep -o 'rel_max[^ ]*' "$D/cmpr-$ty.txt"))" || { bad "$ty: r16 batch"; cat "$D/cmpr-$ty.txt"; }
+    GEMMA2_ISA=scalar "$BIN" logits -m "$D/ours-$ty.gguf" --ids-file "$D/ids.txt" -o "$D/dec-$ty.f32" --decode --load-mode mmap && \
     "$SAN" logits -m "$D/ours-$ty.gguf" --ids-file "$D/ids.txt" -o "$D/dec-read-$ty.f32" --decode --load-mode read && \
     "$PY" "$O/compare.py" "$D/dec-read-$ty.f32" "$D/dec-$ty.f32" --vocab 320 --max-rel "$tol" > "$D/cmpd-$ty.txt" && \
         ok "$ty: r16 decode vs scalar decode ($(grep -o 'rel_max[^ ]*' "$D/cmpd-$ty.txt"))" || { bad "$ty: r16 decode"; cat "$D/cmpd-$ty.txt"; }

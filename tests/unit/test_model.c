@@ -133,6 +133,36 @@ static void test_pieces_and_ring(void) {
     free_fixture(&f);
 }
 
+/* Load modes: NULL options map the files; AUTO reads a model this small into memory (READ);
+ * both give the same logits bit for bit (tiny-a is F32: nothing to repack, same kernels). */
+static void test_load_modes(void) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/torchref/tiny-a", harness_shared_dir());
+    gemma2_model *mm, *ma;
+    gemma2_error err;
+    CHECK(gemma2_model_open(dir, NULL, &mm, &err) == GEMMA2_OK, "%s", err.msg);
+    gemma2_model_options o = gemma2_model_default_options();
+    CHECK(o.load_mode == GEMMA2_LOAD_AUTO);
+    CHECK(gemma2_model_open(dir, &o, &ma, &err) == GEMMA2_OK, "%s", err.msg);
+    gemma2_model_stats sm, sa;
+    gemma2_model_get_stats(mm, &sm);
+    gemma2_model_get_stats(ma, &sa);
+    CHECK(sm.load_mode == GEMMA2_LOAD_MMAP && sa.load_mode == GEMMA2_LOAD_READ, "%d %d", sm.load_mode, sa.load_mode);
+    CHECK(sm.n_repacked == 0 && sa.n_repacked == 0);
+    const int32_t ids[] = {2, 5, 9, 1, 7};
+    gemma2_context *cm, *ca;
+    gemma2_context_options co = gemma2_context_default_options();
+    co.n_ctx = 8;
+    CHECK(gemma2_context_create(mm, &co, &cm, &err) == GEMMA2_OK && gemma2_context_create(ma, &co, &ca, &err) == GEMMA2_OK);
+    CHECK(gemma2_eval(cm, ids, 5, NULL, &err) == GEMMA2_OK && gemma2_eval(ca, ids, 5, NULL, &err) == GEMMA2_OK);
+    const int V = gemma2_model_config(mm)->vocab_size;
+    CHECK(!memcmp(gemma2_last_logits(cm), gemma2_last_logits(ca), sizeof(float) * (size_t)V));
+    gemma2_context_free(cm);
+    gemma2_context_free(ca);
+    gemma2_model_close(mm);
+    gemma2_model_close(ma);
+}
+
 /* The ring buffer of a local layer holds min(n_ctx, window) positions. */
 static void test_kv_bytes(void) {
     gemma2_config c;
@@ -247,6 +277,7 @@ int main(void) {
     RUN(test_tiny_b_decode);
     RUN(test_pieces_and_ring);
     RUN(test_kv_bytes);
+    RUN(test_load_modes);
     RUN(test_rewind);
     RUN(test_bad_tokens_and_full_context);
     RUN(test_kv_types);
