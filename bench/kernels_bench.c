@@ -1,5 +1,5 @@
 /* kernels_bench.c - speed of the matmul kernels (a benchmark, not a test). Build and run with
- * bench/kernels_bench.sh [THREADS] [REPS] [ROWS COLS].
+ * bench/kernels_bench.sh [THREADS] [REPS] [ROWS COLS | bw]   (bw: the bandwidth probe only).
  *
  *  - memory read bandwidth of this machine: a streaming sum over 1 GiB (the ceiling for decode)
  *  - matvec (decode, 1 token): GB/s of weights read for a 9216 x 2304 matrix per type (the 2B
@@ -105,6 +105,7 @@ int main(int argc, char **argv) {
            threads, reps, (long long)rows, (long long)cols,
            getenv("GEMMA2_BF16_DOT") ? getenv("GEMMA2_BF16_DOT") : "0");
     read_bandwidth(threads, reps);
+    if (argc > 3 && !strcmp(argv[3], "bw")) return 0; /* the probe only (bench/decode_ab.sh) */
 
     float *src = malloc((size_t)(rows * cols) * 4);
     for (int64_t i = 0; i < rows * cols; i++) src[i] = (float)((i * 2654435761u % 2001) / 1000.0 - 1.0) * 0.05f;

@@ -1,6 +1,6 @@
 #!/bin/sh
 # kernels_bench.sh - builds and runs bench/kernels_bench.c (a benchmark, not a test).
-#   bench/kernels_bench.sh [THREADS] [REPS] [ROWS COLS]   (run from the repository root)
+#   bench/kernels_bench.sh [THREADS] [REPS] [ROWS COLS | bw]   (run from the repository root)
 #   GEMMA2_ISA=avx2 bench/kernels_bench.sh 2       (another instruction set)
 #   GEMMA2_BF16_DOT=1 bench/kernels_bench.sh 2     (BF16 with vdpbf16ps)
 # Compiles only src/kernels (so the rest of the tree need not build) into build/bench/.
