@@ -202,40 +202,40 @@ G2_INLINE void tile_bf16_n(const int NT, const uint8_t *g, int64_t cols, const g
 
 /* The activations of NT <= 4 tokens (G2_ACT_Q8_32 / Q8_256 records). */
 #define R16_ACT(NT)                                                                                            \
-    const int8_t *q[4];                                                                                        \
-    const float *da[4];                                                                                        \
-    const int16_t *sa[4];                                                                                      \
-    G2_UNROLL                                                                                                  \
+    const int8_t *q[8];                                                                                        \
+    const float *da[8];                                                                                        \
+    const int16_t *sa[8];                                                                                      \
+    G2_UNROLL8                                                                                                 \
     for (int t = 0; t < NT; t++) q[t] = g2_act_q(a, t0 + t), da[t] = g2_act_d(a, t0 + t), sa[t] = g2_act_s(a, t0 + t)
 
 G2_INLINE void tile_q4_0_n(const int NT, const uint8_t *g, int64_t cols, const g2_act *a, int t0, float *y, size_t ldy) {
     R16_ACT(NT);
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    __m512 acc[4];
-    G2_UNROLL
+    __m512 acc[8];
+    G2_UNROLL8
     for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < cols / 32; b++) {
         const uint8_t *blk = g + (size_t)b * 288;
-        __m512i s0[4], s1[4];
-        G2_UNROLL
+        __m512i s0[8], s1[8];
+        G2_UNROLL8
         for (int t = 0; t < NT; t++) s0[t] = _mm512_set1_epi32(-8 * (int32_t)sa[t][b]), s1[t] = _mm512_setzero_si512();
-        G2_UNROLL
+        G2_UNROLL8
         for (int j = 0; j < 4; j++) {
             const __m512i v = _mm512_loadu_si512(blk + 32 + 64 * j);
             const __m512i lo = _mm512_and_si512(v, m4), hv = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-            G2_UNROLL
+            G2_UNROLL8
             for (int t = 0; t < NT; t++) {
                 s0[t] = _mm512_dpbusd_epi32(s0[t], lo, bcast4(q[t] + 32 * b + 8 * j));
                 s1[t] = _mm512_dpbusd_epi32(s1[t], hv, bcast4(q[t] + 32 * b + 8 * j + 4));
             }
         }
         const __m512 d = d16(blk);
-        G2_UNROLL
+        G2_UNROLL8
         for (int t = 0; t < NT; t++)
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0[t], s1[t])), _mm512_mul_ps(d, _mm512_set1_ps(da[t][b])),
                                      acc[t]);
     }
-    G2_UNROLL
+    G2_UNROLL8
     for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + (size_t)t * ldy, acc[t]);
 }
 
@@ -341,7 +341,11 @@ static void tile_bf16(const uint8_t *g, int64_t cols, const g2_act *a, int t0, i
         R16_CASE(F, 1) R16_CASE(F, 2) R16_CASE(F, 3) R16_CASE(F, 4) default : break;                           \
     }
 static void tile_q4_0(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
-    R16_SWITCH4(tile_q4_0_n)
+    switch (nt) {
+        R16_CASE(tile_q4_0_n, 1) R16_CASE(tile_q4_0_n, 2) R16_CASE(tile_q4_0_n, 3) R16_CASE(tile_q4_0_n, 4)
+        R16_CASE(tile_q4_0_n, 5) R16_CASE(tile_q4_0_n, 6) R16_CASE(tile_q4_0_n, 7) R16_CASE(tile_q4_0_n, 8)
+    default: break;
+    }
 }
 static void tile_q4_k(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
     R16_SWITCH4(tile_q4_k_n)
@@ -353,7 +357,7 @@ static void tile_q6_k(const uint8_t *g, int64_t cols, const g2_act *a, int t0, i
 int g2_r16_tile_avx512(int type, g2_r16_tile_fn *fn) {
     switch (type) {
     case GEMMA2_TYPE_BF16: *fn = tile_bf16; return 8;
-    case GEMMA2_TYPE_Q4_0: *fn = tile_q4_0; return 4;
+    case GEMMA2_TYPE_Q4_0: *fn = tile_q4_0; return 8;
     case GEMMA2_TYPE_Q4_K: *fn = tile_q4_k; return 4;
     case GEMMA2_TYPE_Q6_K: *fn = tile_q6_k; return 4;
     default: return 0;
