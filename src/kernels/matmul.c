@@ -94,12 +94,11 @@ static int compute_share(g2_isa isa, const g2_kernel *k, int use_panel, const g2
                              : w->type == GEMMA2_TYPE_Q4_0 ? G2_ACT_Q8_32
                                                            : G2_ACT_Q8_256;
     const int act_ok = k->act == want;
-    g2_r16_matvec_fn mv = n == 1 && act_ok && isa >= G2_ISA_AVX512 && g2_isa_available(G2_ISA_AVX512)
-                              ? g2_r16_matvec_avx512(w->type)
-                              : NULL;
-    if (mv) {
-        for (int64_t r = r0; r < r1; r += G2_R16)
-            mv((const uint8_t *)w->data + (size_t)r * rb, w->cols, a->base, a->off_d, a->off_s, y + r);
+    g2_r16_tile_fn decode = n == 1 && act_ok && isa >= G2_ISA_AVX512 && g2_isa_available(G2_ISA_AVX512)
+                                ? g2_r16_decode_avx512(w->type)
+                                : NULL;
+    if (decode) {
+        for (int64_t r = r0; r < r1; r += G2_R16) decode((const uint8_t *)w->data + (size_t)r * rb, w->cols, a, 0, 1, y + r, ldy);
         return 0;
     }
     int64_t block = (int64_t)(G2_ROW_BLOCK_BYTES / rb) / G2_R16 * G2_R16;

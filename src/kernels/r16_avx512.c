@@ -1,8 +1,9 @@
 /* r16_avx512.c - AVX-512 kernels on the r16 layout (repack.h): 16 rows per group, one lane per
  * row, so no horizontal sums and one scale vector per block for all 16 rows.
- *  - decode (one token): matvec_*, streaming the group once with software prefetch;
- *  - prefill (several tokens): tile_*, up to R16_NT tokens per pass over a group, each weight
- *    vector unpacked once and used for every token (the group stays in L2 between passes). */
+ * One template per type, tile_<type>_n(NT, PF, ...), for NT tokens per pass over a group:
+ *  - decode (NT = 1, PF = 1): streams the group once, with software prefetch ahead;
+ *  - prefill (NT up to 8 or 4, PF = 0): each weight vector unpacked once and used for every
+ *    token (the group stays in L2 between passes, nothing to prefetch). */
 #include <immintrin.h>
 #include <string.h>
 
@@ -16,69 +17,6 @@
 #ifndef R16_PF
 #define R16_PF 4096
 #endif
-
-/* BF16: each 64-byte vector holds columns 2p, 2p+1 of 16 rows; the even column is the low half
- * of each 32-bit lane (shift it up: bf16 -> fp32 is a 16-bit shift), the odd one the high half
- * (mask the low half off). Products with the fp32 activations are exact, sums in fp32. */
-static void matvec_bf16(const uint8_t *g, int64_t cols, const uint8_t *xb, size_t off_d, size_t off_s, float *y) {
-    (void)off_d, (void)off_s;
-    const float *x = (const float *)(const void *)xb;
-    const __m512i hi = _mm512_set1_epi32((int)0xFFFF0000u);
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int64_t p = 0;
-    const int64_t np = cols / 2;
-    for (; p + 2 <= np; p += 2) {
-        const uint8_t *v = g + (size_t)p * 64;
-        _mm_prefetch((const char *)(v + R16_PF), _MM_HINT_T0);
-        _mm_prefetch((const char *)(v + R16_PF + 64), _MM_HINT_T0);
-        const __m512i v0 = _mm512_loadu_si512(v), v1 = _mm512_loadu_si512(v + 64);
-        a0 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v0, 16)), _mm512_set1_ps(x[2 * p]), a0);
-        a1 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v0, hi)), _mm512_set1_ps(x[2 * p + 1]), a1);
-        a2 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v1, 16)), _mm512_set1_ps(x[2 * p + 2]), a2);
-        a3 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v1, hi)), _mm512_set1_ps(x[2 * p + 3]), a3);
-    }
-    if (p < np) {
-        const __m512i v0 = _mm512_loadu_si512(g + (size_t)p * 64);
-        a0 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v0, 16)), _mm512_set1_ps(x[2 * p]), a0);
-        a1 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v0, hi)), _mm512_set1_ps(x[2 * p + 1]), a1);
-    }
-    _mm512_storeu_ps(y, _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-}
-
-/* Q4_0 with int8 activations (G2_ACT_Q8_32): per block, 8 vpdpbusd of the unsigned nibbles of
- * 16 rows x 4 elements with a broadcast word of 4 activations; the -8 offset enters as
- * -8 * sum(a) in the starting value; then one fp32 step with the 16 rows' scales. */
-static void matvec_q4_0(const uint8_t *g, int64_t cols, const uint8_t *x, size_t off_d, size_t off_s, float *y) {
-    const int8_t *q = (const int8_t *)x;
-    const float *da = (const float *)(const void *)(x + off_d);
-    const int16_t *sa = (const int16_t *)(const void *)(x + off_s);
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
-    const int64_t nb = cols / 32;
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = g + (size_t)b * 288;
-        _mm_prefetch((const char *)(blk + R16_PF), _MM_HINT_T0);
-        _mm_prefetch((const char *)(blk + R16_PF + 64), _MM_HINT_T0);
-        _mm_prefetch((const char *)(blk + R16_PF + 128), _MM_HINT_T0);
-        _mm_prefetch((const char *)(blk + R16_PF + 192), _MM_HINT_T0);
-        _mm_prefetch((const char *)(blk + R16_PF + 256), _MM_HINT_T0);
-        const int32_t *a4 = (const int32_t *)(const void *)(q + 32 * b);
-        __m512i s0 = _mm512_set1_epi32(-8 * (int32_t)sa[b]), s1 = _mm512_setzero_si512();
-        for (int j = 0; j < 4; j++) {
-            const __m512i v = _mm512_loadu_si512(blk + 32 + 64 * j);
-            int32_t lo, hi;
-            memcpy(&lo, a4 + 2 * j, 4);
-            memcpy(&hi, a4 + 2 * j + 1, 4);
-            s0 = _mm512_dpbusd_epi32(s0, _mm512_and_si512(v, m4), _mm512_set1_epi32(lo));
-            s1 = _mm512_dpbusd_epi32(s1, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4), _mm512_set1_epi32(hi));
-        }
-        const __m512 d = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)blk)),
-                                       _mm512_set1_ps(da[b]));
-        if (b & 1) acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), d, acc1);
-        else acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), d, acc0);
-    }
-    _mm512_storeu_ps(y, _mm512_add_ps(acc0, acc1));
-}
 
 /* The 16 rows' scale vectors of a super-block: 8 + 8 fp16 -> fp32 (rows in lanes). */
 static inline __m512 d16(const uint8_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p)); }
@@ -102,92 +40,25 @@ static inline void six_bit_unpack(const uint8_t *p, uint8_t out[128]) {
     _mm512_storeu_si512(out + 64, v1);
 }
 
-/* Q4_K with G2_ACT_Q8_256 activations: per sub-block of 32, 8 vpdpbusd as in Q4_0, times the
- * rows' integer scales (vpmulld); the mins times the activation sums per sub-block. */
-static void matvec_q4_k(const uint8_t *g, int64_t cols, const uint8_t *x, size_t off_d, size_t off_s, float *y) {
-    const int8_t *q = (const int8_t *)x;
-    const float *da = (const float *)(const void *)(x + off_d);
-    const int16_t *bs = (const int16_t *)(const void *)(x + off_s);
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t sb = 0; sb < cols / 256; sb++) {
-        const uint8_t *blk = g + (size_t)sb * 2304;
-        uint8_t sc[128], mn[128];
-        six_bit_unpack(blk + 64, sc);
-        six_bit_unpack(blk + 160, mn);
-        const int8_t *qa = q + 256 * sb;
-        const int16_t *bsb = bs + 16 * sb;
-        __m512i S = _mm512_setzero_si512(), M = _mm512_setzero_si512();
-        for (int j = 0; j < 8; j++) {
-            /* one super-block and more ahead, spread over the sub-blocks (a burst of prefetches
-             * overflows the miss buffers and some are dropped): 8 x 320 bytes cover 2304 */
-            for (int o = 0; o < 320; o += 64) _mm_prefetch((const char *)(blk + 2304 + R16_PF + 320 * j + o), _MM_HINT_T0);
-            __m512i s0 = _mm512_setzero_si512(), s1 = s0;
-            for (int v = 0; v < 4; v++) {
-                const __m512i w = _mm512_loadu_si512(blk + 256 + 64 * (4 * j + v));
-                s0 = _mm512_dpbusd_epi32(s0, _mm512_and_si512(w, m4), bcast4(qa + 32 * j + 8 * v));
-                s1 = _mm512_dpbusd_epi32(s1, _mm512_and_si512(_mm512_srli_epi16(w, 4), m4), bcast4(qa + 32 * j + 8 * v + 4));
-            }
-            const __m512i scj = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(sc + 16 * j)));
-            const __m512i mnj = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(mn + 16 * j)));
-            S = _mm512_add_epi32(S, _mm512_mullo_epi32(_mm512_add_epi32(s0, s1), scj));
-            M = _mm512_add_epi32(M, _mm512_mullo_epi32(mnj, _mm512_set1_epi32(bsb[2 * j] + bsb[2 * j + 1])));
-        }
-        const __m512 dab = _mm512_set1_ps(da[sb]);
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S), _mm512_mul_ps(d16(blk), dab), acc);
-        acc = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(M), _mm512_mul_ps(d16(blk + 32), dab), acc);
-    }
-    _mm512_storeu_ps(y, acc);
-}
+/* Prefetches the 64-byte lines [p, p + bytes) when PF (a constant of each instantiation). */
+#define R16_PREFETCH(PF, p, bytes)                                                                     \
+    do {                                                                                               \
+        if (PF)                                                                                        \
+            for (int o_ = 0; o_ < (bytes); o_ += 64) _mm_prefetch((const char *)(p) + o_, _MM_HINT_T0); \
+    } while (0)
 
-/* Q6_K with G2_ACT_Q8_256 activations: per sub-block of 16, the 6-bit values rebuilt from two
- * low-nibble vectors and one high-bits vector, 4 vpdpbusd, the -32 offset from the activation
- * sums, times the rows' int8 scales (vpmulld). */
-static void matvec_q6_k(const uint8_t *g, int64_t cols, const uint8_t *x, size_t off_d, size_t off_s, float *y) {
-    const int8_t *q = (const int8_t *)x;
-    const float *da = (const float *)(const void *)(x + off_d);
-    const int16_t *bs = (const int16_t *)(const void *)(x + off_s);
-    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t sb = 0; sb < cols / 256; sb++) {
-        const uint8_t *blk = g + (size_t)sb * 3360;
-        const int8_t *qa = q + 256 * sb;
-        const int16_t *bsb = bs + 16 * sb;
-        __m512i S = _mm512_setzero_si512();
-        for (int k = 0; k < 16; k++) {
-            /* as in Q4_K: 16 x 256 bytes cover 3360 */
-            for (int o = 0; o < 256; o += 64) _mm_prefetch((const char *)(blk + 3360 + R16_PF + 256 * k + o), _MM_HINT_T0);
-            const __m512i l0 = _mm512_loadu_si512(blk + 288 + 64 * (2 * k)), l1 = _mm512_loadu_si512(blk + 288 + 64 * (2 * k + 1));
-            const __m512i h = _mm512_loadu_si512(blk + 2336 + 64 * k);
-            /* bits 4-5 of each byte from its own 2-bit field (what leaks across bytes is masked) */
-            const __m512i q0 = _mm512_or_si512(_mm512_and_si512(l0, m4), _mm512_and_si512(_mm512_slli_epi16(h, 4), m30));
-            const __m512i q1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l0, 4), m4), _mm512_and_si512(_mm512_slli_epi16(h, 2), m30));
-            const __m512i q2 = _mm512_or_si512(_mm512_and_si512(l1, m4), _mm512_and_si512(h, m30));
-            const __m512i q3 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l1, 4), m4), _mm512_and_si512(_mm512_srli_epi16(h, 2), m30));
-            __m512i s0 = _mm512_set1_epi32(-32 * (int32_t)bsb[k]), s1 = _mm512_setzero_si512();
-            s0 = _mm512_dpbusd_epi32(s0, q0, bcast4(qa + 16 * k));
-            s1 = _mm512_dpbusd_epi32(s1, q1, bcast4(qa + 16 * k + 4));
-            s0 = _mm512_dpbusd_epi32(s0, q2, bcast4(qa + 16 * k + 8));
-            s1 = _mm512_dpbusd_epi32(s1, q3, bcast4(qa + 16 * k + 12));
-            const __m512i sck = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(blk + 32 + 16 * k)));
-            S = _mm512_add_epi32(S, _mm512_mullo_epi32(_mm512_add_epi32(s0, s1), sck));
-        }
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S), _mm512_mul_ps(d16(blk), _mm512_set1_ps(da[sb])), acc);
-    }
-    _mm512_storeu_ps(y, acc);
-}
-
-/* ---- prefill tiles -------------------------------------------------------------------------- */
-
-/* BF16, NT <= 8 tokens: per vector two converted halves, 2 x NT FMAs with broadcast activations
- * (separate accumulators for the even and the odd columns: 2 x NT independent chains). */
-G2_INLINE void tile_bf16_n(const int NT, const uint8_t *g, int64_t cols, const g2_act *a, int t0, float *y, size_t ldy) {
+/* BF16, NT <= 8 tokens: each 64-byte vector holds columns 2p, 2p+1 of 16 rows; the even column is
+ * the low half of each 32-bit lane (shift it up: bf16 -> fp32 is a 16-bit shift), the odd one the
+ * high half (mask the low half off). 2 x NT FMAs with broadcast fp32 activations: exact
+ * products, fp32 sums (separate accumulators for the even and the odd columns). */
+G2_INLINE void tile_bf16_n(const int NT, const int PF, const uint8_t *g, int64_t cols, const g2_act *a, int t0, float *y, size_t ldy) {
     const __m512i hi = _mm512_set1_epi32((int)0xFFFF0000u);
     const float *x[8];
     __m512 ae[8], ao[8];
     G2_UNROLL8
     for (int t = 0; t < NT; t++) x[t] = g2_act_f32(a, t0 + t), ae[t] = ao[t] = _mm512_setzero_ps();
     for (int64_t p = 0; p < cols / 2; p++) {
+        R16_PREFETCH(PF, g + (size_t)p * 64 + R16_PF, 64);
         const __m512i v = _mm512_loadu_si512(g + (size_t)p * 64);
         const __m512 e = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), o = _mm512_castsi512_ps(_mm512_and_si512(v, hi));
         G2_UNROLL8
@@ -200,7 +71,7 @@ G2_INLINE void tile_bf16_n(const int NT, const uint8_t *g, int64_t cols, const g
     for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + (size_t)t * ldy, _mm512_add_ps(ae[t], ao[t]));
 }
 
-/* The activations of NT <= 4 tokens (G2_ACT_Q8_32 / Q8_256 records). */
+/* The activations of NT <= 8 tokens (G2_ACT_Q8_32 / Q8_256 records). */
 #define R16_ACT(NT)                                                                                            \
     const int8_t *q[8];                                                                                        \
     const float *da[8];                                                                                        \
@@ -208,7 +79,10 @@ G2_INLINE void tile_bf16_n(const int NT, const uint8_t *g, int64_t cols, const g
     G2_UNROLL8                                                                                                 \
     for (int t = 0; t < NT; t++) q[t] = g2_act_q(a, t0 + t), da[t] = g2_act_d(a, t0 + t), sa[t] = g2_act_s(a, t0 + t)
 
-G2_INLINE void tile_q4_0_n(const int NT, const uint8_t *g, int64_t cols, const g2_act *a, int t0, float *y, size_t ldy) {
+/* Q4_0 with int8 activations (G2_ACT_Q8_32): per block, 8 vpdpbusd of the unsigned nibbles of
+ * 16 rows x 4 elements with a broadcast word of 4 activations; the -8 offset enters as
+ * -8 * sum(a) in the starting value; then one fp32 step with the 16 rows' scales. */
+G2_INLINE void tile_q4_0_n(const int NT, const int PF, const uint8_t *g, int64_t cols, const g2_act *a, int t0, float *y, size_t ldy) {
     R16_ACT(NT);
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     __m512 acc[8];
@@ -216,6 +90,7 @@ G2_INLINE void tile_q4_0_n(const int NT, const uint8_t *g, int64_t cols, const g
     for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < cols / 32; b++) {
         const uint8_t *blk = g + (size_t)b * 288;
+        R16_PREFETCH(PF, blk + R16_PF, 288);
         __m512i s0[8], s1[8];
         G2_UNROLL8
         for (int t = 0; t < NT; t++) s0[t] = _mm512_set1_epi32(-8 * (int32_t)sa[t][b]), s1[t] = _mm512_setzero_si512();
@@ -239,7 +114,11 @@ G2_INLINE void tile_q4_0_n(const int NT, const uint8_t *g, int64_t cols, const g
     for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + (size_t)t * ldy, acc[t]);
 }
 
-G2_INLINE void tile_q4_k_n(const int NT, const uint8_t *g, int64_t cols, const g2_act *a, int t0, float *y, size_t ldy) {
+/* Q4_K with G2_ACT_Q8_256 activations: per sub-block of 32, 8 vpdpbusd as in Q4_0, times the
+ * rows' integer scales (vpmulld); the mins times the activation sums per sub-block. Decode
+ * prefetches a super-block and more ahead, spread over the sub-blocks (a burst of prefetches
+ * overflows the miss buffers and some are dropped): 8 x 320 bytes cover 2304. */
+G2_INLINE void tile_q4_k_n(const int NT, const int PF, const uint8_t *g, int64_t cols, const g2_act *a, int t0, float *y, size_t ldy) {
     R16_ACT(NT);
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     __m512 acc[4];
@@ -254,6 +133,7 @@ G2_INLINE void tile_q4_k_n(const int NT, const uint8_t *g, int64_t cols, const g
         G2_UNROLL
         for (int t = 0; t < NT; t++) S[t] = M[t] = _mm512_setzero_si512();
         for (int j = 0; j < 8; j++) {
+            R16_PREFETCH(PF, blk + 2304 + R16_PF + 320 * j, 320);
             __m512i lo[4], hv[4];
             G2_UNROLL
             for (int v = 0; v < 4; v++) {
@@ -288,7 +168,11 @@ G2_INLINE void tile_q4_k_n(const int NT, const uint8_t *g, int64_t cols, const g
     for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + (size_t)t * ldy, acc[t]);
 }
 
-G2_INLINE void tile_q6_k_n(const int NT, const uint8_t *g, int64_t cols, const g2_act *a, int t0, float *y, size_t ldy) {
+/* Q6_K with G2_ACT_Q8_256 activations: per sub-block of 16, the 6-bit values rebuilt from two
+ * low-nibble vectors and one high-bits vector, 4 vpdpbusd, the -32 offset from the activation
+ * sums, times the rows' int8 scales (vpmulld). Decode prefetches as Q4_K: 16 x 256 bytes cover
+ * 3360. */
+G2_INLINE void tile_q6_k_n(const int NT, const int PF, const uint8_t *g, int64_t cols, const g2_act *a, int t0, float *y, size_t ldy) {
     R16_ACT(NT);
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
     __m512 acc[4];
@@ -300,6 +184,7 @@ G2_INLINE void tile_q6_k_n(const int NT, const uint8_t *g, int64_t cols, const g
         G2_UNROLL
         for (int t = 0; t < NT; t++) S[t] = _mm512_setzero_si512();
         for (int k = 0; k < 16; k++) {
+            R16_PREFETCH(PF, blk + 3360 + R16_PF + 256 * k, 256);
             const __m512i l0 = _mm512_loadu_si512(blk + 288 + 64 * (2 * k)), l1 = _mm512_loadu_si512(blk + 288 + 64 * (2 * k + 1));
             const __m512i h = _mm512_loadu_si512(blk + 2336 + 64 * k);
             const __m512i w[4] = {
@@ -328,7 +213,7 @@ G2_INLINE void tile_q6_k_n(const int NT, const uint8_t *g, int64_t cols, const g
     for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + (size_t)t * ldy, acc[t]);
 }
 
-#define R16_CASE(F, N) case N: F(N, g, cols, a, t0, y, ldy); break;
+#define R16_CASE(F, N) case N: F(N, 0, g, cols, a, t0, y, ldy); break;
 static void tile_bf16(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
     switch (nt) {
         R16_CASE(tile_bf16_n, 1) R16_CASE(tile_bf16_n, 2) R16_CASE(tile_bf16_n, 3) R16_CASE(tile_bf16_n, 4)
@@ -364,12 +249,30 @@ int g2_r16_tile_avx512(int type, g2_r16_tile_fn *fn) {
     }
 }
 
-g2_r16_matvec_fn g2_r16_matvec_avx512(int type) {
+/* Decode: one token, prefetching. */
+static void decode_bf16(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
+    (void)nt;
+    tile_bf16_n(1, 1, g, cols, a, t0, y, ldy);
+}
+static void decode_q4_0(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
+    (void)nt;
+    tile_q4_0_n(1, 1, g, cols, a, t0, y, ldy);
+}
+static void decode_q4_k(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
+    (void)nt;
+    tile_q4_k_n(1, 1, g, cols, a, t0, y, ldy);
+}
+static void decode_q6_k(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
+    (void)nt;
+    tile_q6_k_n(1, 1, g, cols, a, t0, y, ldy);
+}
+
+g2_r16_tile_fn g2_r16_decode_avx512(int type) {
     switch (type) {
-    case GEMMA2_TYPE_BF16: return matvec_bf16;
-    case GEMMA2_TYPE_Q4_0: return matvec_q4_0;
-    case GEMMA2_TYPE_Q4_K: return matvec_q4_k;
-    case GEMMA2_TYPE_Q6_K: return matvec_q6_k;
+    case GEMMA2_TYPE_BF16: return decode_bf16;
+    case GEMMA2_TYPE_Q4_0: return decode_q4_0;
+    case GEMMA2_TYPE_Q4_K: return decode_q4_k;
+    case GEMMA2_TYPE_Q6_K: return decode_q6_k;
     default: return NULL;
     }
 }

@@ -48,20 +48,15 @@ void g2_r16_unpack_group(int type, int64_t cols, const uint8_t *src, uint8_t *ds
  * as it is), -1 when a scratch buffer could not be allocated (left as it is). */
 int g2_tensor_repack_r16(g2_tensor *t, int n_threads);
 
-/* Decode kernels on r16 groups (AVX-512): y[0..16) = the 16 rows' dot products with one token.
- * x: the activations in the kernel's format (fp32 for BF16; a G2_ACT_Q8_32 record for Q4_0 and
- * G2_ACT_Q8_256 for Q4_K / Q6_K: q at x, the scales at x + off_d, the sums at x + off_s). NULL
- * when the type has none. */
-typedef void (*g2_r16_matvec_fn)(const uint8_t *group, int64_t cols, const uint8_t *x, size_t off_d, size_t off_s,
-                                 float *y);
-g2_r16_matvec_fn g2_r16_matvec_avx512(int type);
-
-/* Prefill kernels on r16 groups (AVX-512): y[t * ldy + r] for r < 16, t < nt <= the returned
- * maximum, tokens t0.. of the activations a (kernels_impl.h; same formats as above). Returns 0
- * (and leaves fn) when the type has none. */
+/* Kernels on r16 groups (AVX-512): y[t * ldy + r] for r < 16, t < nt, tokens t0.. of the
+ * activations a (kernels_impl.h: fp32 for BF16, G2_ACT_Q8_32 for Q4_0, G2_ACT_Q8_256 for Q4_K /
+ * Q6_K). */
 struct g2_act_rec; /* g2_act, kernels_impl.h */
 typedef void (*g2_r16_tile_fn)(const uint8_t *group, int64_t cols, const struct g2_act_rec *a, int t0, int nt, float *y,
                                size_t ldy);
+/* Prefill: nt up to the returned maximum; returns 0 (and leaves fn) when the type has none. */
 int g2_r16_tile_avx512(int type, g2_r16_tile_fn *fn);
+/* Decode: nt = 1, streaming the group with software prefetch; NULL when the type has none. */
+g2_r16_tile_fn g2_r16_decode_avx512(int type);
 
 #endif
