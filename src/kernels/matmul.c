@@ -88,15 +88,8 @@ static int compute_share(g2_isa isa, const g2_kernel *k, int use_panel, const g2
         compute_rows(k, base, rb, a, n, y + r0, ldy, r1 - r0);
         return 0;
     }
-    /* the r16 kernels read fp32 (BF16), Q8_32 (Q4_0) or Q8_256 (K types) activations: not
-     * GEMMA2_BF16_DOT's bf16 */
-    const g2_act_kind want = w->type == GEMMA2_TYPE_BF16   ? G2_ACT_F32
-                             : w->type == GEMMA2_TYPE_Q4_0 ? G2_ACT_Q8_32
-                                                           : G2_ACT_Q8_256;
-    const int act_ok = k->act == want;
-    g2_r16_tile_fn decode = n == 1 && act_ok && isa >= G2_ISA_AVX512 && g2_isa_available(G2_ISA_AVX512)
-                                ? g2_r16_decode_avx512(w->type)
-                                : NULL;
+    const int avx512 = isa >= G2_ISA_AVX512 && g2_isa_available(G2_ISA_AVX512);
+    g2_r16_tile_fn decode = n == 1 && avx512 ? g2_r16_decode_avx512(w->type, (int)k->act) : NULL;
     if (decode) {
         for (int64_t r = r0; r < r1; r += G2_R16) decode((const uint8_t *)w->data + (size_t)r * rb, w->cols, a, 0, 1, y + r, ldy);
         return 0;
@@ -104,9 +97,7 @@ static int compute_share(g2_isa isa, const g2_kernel *k, int use_panel, const g2
     int64_t block = (int64_t)(G2_ROW_BLOCK_BYTES / rb) / G2_R16 * G2_R16;
     if (block < G2_R16) block = G2_R16;
     g2_r16_tile_fn tile;
-    const int nt_max = n > 1 && act_ok && isa >= G2_ISA_AVX512 && g2_isa_available(G2_ISA_AVX512)
-                           ? g2_r16_tile_avx512(w->type, &tile)
-                           : 0;
+    const int nt_max = n > 1 && avx512 ? g2_r16_tile_avx512(w->type, (int)k->act, &tile) : 0;
     if (nt_max) { /* prefill on the r16 groups: a block of groups stays in L2 while all tokens pass */
         for (int64_t b0 = r0; b0 < r1; b0 += block) {
             const int64_t b1 = b0 + block < r1 ? b0 + block : r1;

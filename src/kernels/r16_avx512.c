@@ -21,10 +21,13 @@
 /* The 16 rows' scale vectors of a super-block: 8 + 8 fp16 -> fp32 (rows in lanes). */
 static inline __m512 d16(const uint8_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p)); }
 
-static inline __m512i bcast4(const int8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm512_set1_epi32(v);
+/* acc += the 16 lanes' 4 unsigned bytes of w . the 4 signed bytes at p (broadcast). In assembly
+ * for the embedded broadcast ({1to16}) memory operand, which GCC does not fold into vpdpbusd (a
+ * separate vpbroadcastd per product takes a vector-pipe slot; one core, in cache, prefill:
+ * Q6_K 219 -> 230, Q4_K 254-265 -> 272 GFLOP/s, Q4_0 unchanged at ~296). */
+static inline __m512i dpbusd_bcast(__m512i acc, __m512i w, const int8_t *p) {
+    __asm__("vpdpbusd %1%{1to16%}, %2, %0" : "+v"(acc) : "m"(*(const int32_t *)(const void *)p), "v"(w));
+    return acc;
 }
 
 /* Six-bit values of a Q4_K super-block (repack.c: six_bit) into bytes: out[16j + r]. */
@@ -71,6 +74,50 @@ G2_INLINE void tile_bf16_n(const int NT, const int PF, const uint8_t *g, int64_t
     for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + (size_t)t * ldy, _mm512_add_ps(ae[t], ao[t]));
 }
 
+/* BF16 with bf16 activations (G2_ACT_BF16, GEMMA2_BF16_DOT=1), NT <= 16 tokens: the lane's
+ * pair of weights (columns 2p, 2p+1 of its row) is exactly vdpbf16ps's pair, so one
+ * instruction with the token's broadcast pair of activations advances 16 rows by 2 products.
+ * Decode (NT = 1) alternates two accumulators (even and odd p) to hide the instruction's latency;
+ * with more tokens the chains are independent already and one each keeps to 16 registers. */
+/* acc += v . (activation pair p of a bf16 record, broadcast). Written in assembly for the
+ * embedded broadcast ({1to16}) memory operand: GCC does not fold a broadcast into vdpbf16ps,
+ * and a separate vbroadcastss per product takes a vector-pipe slot from it (327 -> 411 GFLOP/s
+ * in bench/kernels_bench.sh 2 3 with the operand folded). */
+static inline __m512 dp_pair(__m512 acc, __m512bh v, const uint8_t *x, int64_t p) {
+    const float *pair = (const float *)(const void *)(x + (size_t)p * 4);
+    __asm__("vdpbf16ps %1%{1to16%}, %2, %0" : "+v"(acc) : "m"(*pair), "v"(v));
+    return acc;
+}
+
+__attribute__((target("avx512bf16"))) G2_INLINE void tile_bf16dot_n(const int NT, const int PF, const uint8_t *g,
+                                                                     int64_t cols, const g2_act *a, int t0, float *y,
+                                                                     size_t ldy) {
+    const uint8_t *x[16];
+    __m512 acc[2][16];
+    G2_UNROLL16
+    for (int t = 0; t < NT; t++) x[t] = a->base + (size_t)(t0 + t) * a->stride, acc[0][t] = acc[1][t] = _mm512_setzero_ps();
+    const int64_t pairs = cols / 2;
+    const int odd = NT == 1; /* the accumulator of odd p */
+    int64_t p = 0;
+    for (; p + 2 <= pairs; p += 2) {
+        R16_PREFETCH(PF, g + (size_t)p * 64 + R16_PF, 128);
+        const __m512bh v0 = (__m512bh)_mm512_loadu_si512(g + (size_t)p * 64);
+        const __m512bh v1 = (__m512bh)_mm512_loadu_si512(g + (size_t)p * 64 + 64);
+        G2_UNROLL16
+        for (int t = 0; t < NT; t++) {
+            acc[0][t] = dp_pair(acc[0][t], v0, x[t], p);
+            acc[odd][t] = dp_pair(acc[odd][t], v1, x[t], p + 1);
+        }
+    }
+    if (p < pairs) {
+        const __m512bh v0 = (__m512bh)_mm512_loadu_si512(g + (size_t)p * 64);
+        G2_UNROLL16
+        for (int t = 0; t < NT; t++) acc[0][t] = dp_pair(acc[0][t], v0, x[t], p);
+    }
+    G2_UNROLL16
+    for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + (size_t)t * ldy, _mm512_add_ps(acc[0][t], acc[1][t]));
+}
+
 /* The activations of NT <= 8 tokens (G2_ACT_Q8_32 / Q8_256 records). */
 #define R16_ACT(NT)                                                                                            \
     const int8_t *q[8];                                                                                        \
@@ -100,8 +147,8 @@ G2_INLINE void tile_q4_0_n(const int NT, const int PF, const uint8_t *g, int64_t
             const __m512i lo = _mm512_and_si512(v, m4), hv = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
             G2_UNROLL8
             for (int t = 0; t < NT; t++) {
-                s0[t] = _mm512_dpbusd_epi32(s0[t], lo, bcast4(q[t] + 32 * b + 8 * j));
-                s1[t] = _mm512_dpbusd_epi32(s1[t], hv, bcast4(q[t] + 32 * b + 8 * j + 4));
+                s0[t] = dpbusd_bcast(s0[t], lo, q[t] + 32 * b + 8 * j);
+                s1[t] = dpbusd_bcast(s1[t], hv, q[t] + 32 * b + 8 * j + 4);
             }
         }
         const __m512 d = d16(blk);
@@ -148,8 +195,8 @@ G2_INLINE void tile_q4_k_n(const int NT, const int PF, const uint8_t *g, int64_t
                 __m512i s0 = _mm512_setzero_si512(), s1 = s0;
                 G2_UNROLL
                 for (int v = 0; v < 4; v++) {
-                    s0 = _mm512_dpbusd_epi32(s0, lo[v], bcast4(qa + 8 * v));
-                    s1 = _mm512_dpbusd_epi32(s1, hv[v], bcast4(qa + 8 * v + 4));
+                    s0 = dpbusd_bcast(s0, lo[v], qa + 8 * v);
+                    s1 = dpbusd_bcast(s1, hv[v], qa + 8 * v + 4);
                 }
                 const int16_t *bs = sa[t] + 16 * sb;
                 S[t] = _mm512_add_epi32(S[t], _mm512_mullo_epi32(_mm512_add_epi32(s0, s1), scj));
@@ -198,10 +245,10 @@ G2_INLINE void tile_q6_k_n(const int NT, const int PF, const uint8_t *g, int64_t
             for (int t = 0; t < NT; t++) {
                 const int8_t *qa = q[t] + 256 * sb + 16 * k;
                 __m512i s0 = _mm512_set1_epi32(-32 * (int32_t)sa[t][16 * sb + k]), s1 = _mm512_setzero_si512();
-                s0 = _mm512_dpbusd_epi32(s0, w[0], bcast4(qa));
-                s1 = _mm512_dpbusd_epi32(s1, w[1], bcast4(qa + 4));
-                s0 = _mm512_dpbusd_epi32(s0, w[2], bcast4(qa + 8));
-                s1 = _mm512_dpbusd_epi32(s1, w[3], bcast4(qa + 12));
+                s0 = dpbusd_bcast(s0, w[0], qa);
+                s1 = dpbusd_bcast(s1, w[1], qa + 4);
+                s0 = dpbusd_bcast(s0, w[2], qa + 8);
+                s1 = dpbusd_bcast(s1, w[3], qa + 12);
                 S[t] = _mm512_add_epi32(S[t], _mm512_mullo_epi32(_mm512_add_epi32(s0, s1), sck));
             }
         }
@@ -218,6 +265,24 @@ static void tile_bf16(const uint8_t *g, int64_t cols, const g2_act *a, int t0, i
     switch (nt) {
         R16_CASE(tile_bf16_n, 1) R16_CASE(tile_bf16_n, 2) R16_CASE(tile_bf16_n, 3) R16_CASE(tile_bf16_n, 4)
         R16_CASE(tile_bf16_n, 5) R16_CASE(tile_bf16_n, 6) R16_CASE(tile_bf16_n, 7) R16_CASE(tile_bf16_n, 8)
+    default: break;
+    }
+}
+/* The activation kind each type's r16 kernels read (BF16 has a second set for G2_ACT_BF16). */
+static int r16_act(int type) {
+    switch (type) {
+    case GEMMA2_TYPE_BF16: return G2_ACT_F32;
+    case GEMMA2_TYPE_Q4_0: return G2_ACT_Q8_32;
+    default: return G2_ACT_Q8_256;
+    }
+}
+
+static void tile_bf16dot(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
+    switch (nt) {
+        R16_CASE(tile_bf16dot_n, 1) R16_CASE(tile_bf16dot_n, 2) R16_CASE(tile_bf16dot_n, 3) R16_CASE(tile_bf16dot_n, 4)
+        R16_CASE(tile_bf16dot_n, 5) R16_CASE(tile_bf16dot_n, 6) R16_CASE(tile_bf16dot_n, 7) R16_CASE(tile_bf16dot_n, 8)
+        R16_CASE(tile_bf16dot_n, 9) R16_CASE(tile_bf16dot_n, 10) R16_CASE(tile_bf16dot_n, 11) R16_CASE(tile_bf16dot_n, 12)
+        R16_CASE(tile_bf16dot_n, 13) R16_CASE(tile_bf16dot_n, 14) R16_CASE(tile_bf16dot_n, 15) R16_CASE(tile_bf16dot_n, 16)
     default: break;
     }
 }
@@ -239,7 +304,12 @@ static void tile_q6_k(const uint8_t *g, int64_t cols, const g2_act *a, int t0, i
     R16_SWITCH4(tile_q6_k_n)
 }
 
-int g2_r16_tile_avx512(int type, g2_r16_tile_fn *fn) {
+int g2_r16_tile_avx512(int type, int act, g2_r16_tile_fn *fn) {
+    if (act != r16_act(type)) {
+        if (type != GEMMA2_TYPE_BF16 || act != G2_ACT_BF16) return 0;
+        *fn = tile_bf16dot;
+        return 16;
+    }
     switch (type) {
     case GEMMA2_TYPE_BF16: *fn = tile_bf16; return 8;
     case GEMMA2_TYPE_Q4_0: *fn = tile_q4_0; return 8;
@@ -267,7 +337,13 @@ static void decode_q6_k(const uint8_t *g, int64_t cols, const g2_act *a, int t0,
     tile_q6_k_n(1, 1, g, cols, a, t0, y, ldy);
 }
 
-g2_r16_tile_fn g2_r16_decode_avx512(int type) {
+static void decode_bf16dot(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
+    (void)nt;
+    tile_bf16dot_n(1, 1, g, cols, a, t0, y, ldy);
+}
+
+g2_r16_tile_fn g2_r16_decode_avx512(int type, int act) {
+    if (act != r16_act(type)) return type == GEMMA2_TYPE_BF16 && act == G2_ACT_BF16 ? decode_bf16dot : NULL;
     switch (type) {
     case GEMMA2_TYPE_BF16: return decode_bf16;
     case GEMMA2_TYPE_Q4_0: return decode_q4_0;

@@ -23,5 +23,6 @@
  * arrays live in registers; -O2 alone does not always do it. */
 #define G2_UNROLL _Pragma("GCC unroll 4")
 #define G2_UNROLL8 _Pragma("GCC unroll 8")
+#define G2_UNROLL16 _Pragma("GCC unroll 16")
 
 #endif

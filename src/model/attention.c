@@ -17,10 +17,9 @@
 #include <omp.h>
 #include <string.h>
 
+#include "kernels/vmath.h"
 #include "model/attention.h"
 #include "util/half.h"
-
-static inline float softcap(float x, float cap) { return cap > 0 ? cap * tanhf(x / cap) : x; }
 
 /* n values of a cache row (in the context's KV type) as fp32, to dst[0], dst[stride], ... */
 static void g2_kv_get(const gemma2_context *c, float *dst, size_t stride, const uint8_t *src, int n) {
@@ -73,20 +72,12 @@ static int attend_kv_head(gemma2_context *c, int l, int p0, int n, int g, g2_att
         for (int t = 0; t < n; t++) {
             const int p = p0 + t;
             const int lo = local && p - W + 1 > klo ? p - W + 1 : klo; /* visible keys: lo..p */
-            float *row = sc->s + (size_t)t * n_keys;
+            float *row = sc->s + (size_t)t * n_keys, *vis = row + (lo - klo);
+            const size_t n_vis = (size_t)(p - lo + 1);
+            g2_vsoftcap(vis, n_vis, scale, acap);
             float mx = -INFINITY;
-            for (int j = lo; j <= p; j++) {
-                float x = softcap(row[j - klo] * scale, acap);
-                row[j - klo] = x;
-                if (x > mx) mx = x;
-            }
-            float sum = 0;
-            for (int j = lo; j <= p; j++) {
-                float e = expf(row[j - klo] - mx);
-                row[j - klo] = e;
-                sum += e;
-            }
-            const float inv = 1.0f / sum;
+            for (size_t j = 0; j < n_vis; j++) mx = vis[j] > mx ? vis[j] : mx;
+            const float inv = 1.0f / g2_vexp_sum(vis, n_vis, mx);
             for (int j = 0; j < n_keys; j++) {
                 const int key = klo + j;
                 row[j] = key >= lo && key <= p ? row[j] * inv : 0.0f;

@@ -12,10 +12,12 @@
  *   logits = cap_f * tanh((rmsnorm(x) * (1 + w_final)) E^T / cap_f)
  */
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "model/attention.h"
 #include "model/context.h"
+#include "kernels/vmath.h"
 #include "util/error.h"
 #include "util/half.h"
 
@@ -40,12 +42,12 @@ static void rope(float *vec, int n_heads, int hd, const float *cos_p, const floa
     }
 }
 
-static float gelu_tanh(float x) {
-    const float k = 0.7978845608028654f; /* sqrt(2 / pi) */
-    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+/* [lo, hi) of thread `me` of nt over n elements: contiguous chunks of whole vectors */
+static void chunk(size_t n, int me, int nt, size_t *lo, size_t *hi) {
+    const size_t per = ((n + (size_t)nt - 1) / (size_t)nt + 15) & ~(size_t)15;
+    *lo = per * (size_t)me < n ? per * (size_t)me : n;
+    *hi = *lo + per < n ? *lo + per : n;
 }
-
-static inline float softcap(float x, float cap) { return cap > 0 ? cap * tanhf(x / cap) : x; }
 
 /* n values into a cache row of the context's KV type. */
 static void g2_kv_put(const gemma2_context *c, uint8_t *dst, const float *x, size_t n) {
@@ -118,9 +120,13 @@ static int forward_piece(gemma2_context *c, const int32_t *tokens, int n, float 
             fail |= g2_matmul_many(w, y, 2, c->xn, n, nt);
         }
         const size_t nf = (size_t)n * ffn;
-        /* tanhf costs ~20 ns: split even one token's 9216 values */
-#pragma omp parallel for schedule(static) num_threads(nt) if (nf > 4096)
-        for (size_t i = 0; i < nf; i++) c->gate[i] = gelu_tanh(c->gate[i]) * c->up[i];
+        /* vectorised, ~1 ns a value: one token's 9216 stay on one thread (a fork costs more) */
+#pragma omp parallel num_threads(nt) if (nf > 65536)
+        {
+            size_t lo, hi;
+            chunk(nf, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+            g2_vgelu_mul(c->gate + lo, c->up + lo, hi - lo);
+        }
         fail |= g2_matmul(&L->down, c->gate, n, c->proj, nt);
         for (int t = 0; t < n; t++) {
             float *x = c->x + (size_t)t * d, *pr = c->proj + (size_t)t * d;
@@ -138,8 +144,12 @@ static int forward_piece(gemma2_context *c, const int32_t *tokens, int n, float 
     const size_t nl = (size_t)rows * (size_t)cfg->vocab_size;
     const float fcap = cfg->final_logit_softcap;
     if (fcap > 0) {
-#pragma omp parallel for schedule(static) num_threads(nt) if (nl > 65536)
-        for (size_t i = 0; i < nl; i++) dst[i] = softcap(dst[i], fcap);
+#pragma omp parallel num_threads(nt) if (nl > 65536)
+        {
+            size_t lo, hi;
+            chunk(nl, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+            g2_vsoftcap(dst + lo, hi - lo, 1.0f, fcap);
+        }
     }
     if (logits_out) memcpy(c->logits, dst + (size_t)(rows - 1) * cfg->vocab_size, sizeof(float) * (size_t)cfg->vocab_size);
     if (fail) return fail;
