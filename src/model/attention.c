@@ -12,7 +12,11 @@
  *   mask: key j visible to query p iff j <= p and (global layer or p - j < sliding_window)
  *   O_h = softmax(S) V_g
  * The masked part of S is computed and thrown away: at most the upper triangle of the piece
- * itself, small next to what is kept once the context is longer than the piece. */
+ * itself, small next to what is kept once the context is longer than the piece.
+ *
+ * Decode (one query) gathers nothing: its own key and value are stored first, and the two
+ * products run on the cache itself (keys [cap][kv_heads * head_dim] as rows with a stride,
+ * values kept transposed, [kv_heads * head_dim][cap], so that V^T rows are contiguous). */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -49,17 +53,21 @@ static int attend_kv_head(gemma2_context *c, int l, int p0, int n, int g, g2_att
     const int n_keys = p0 + n - klo;
 
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int j = klo; j < p0 + n; j++) {
-        float *kd = sc->kg + (size_t)(j - klo) * hd, *vd = sc->vt + (j - klo);
-        if (j >= p0) {
-            const float *vs = c->v + (size_t)(j - p0) * kvd + (size_t)g * hd;
-            memcpy(kd, c->k + (size_t)(j - p0) * kvd + (size_t)g * hd, sizeof(float) * (size_t)hd);
-            for (int i = 0; i < hd; i++) vd[(size_t)i * n_keys] = vs[i];
-        } else { /* from the cache, in its type */
-            const size_t off = ((size_t)(j % cap) * kvd + (size_t)g * hd) * c->kv_esize;
-            g2_kv_get(c, kd, 1, c->k_cache[l] + off, hd);
-            g2_kv_get(c, vd, (size_t)n_keys, c->v_cache[l] + off, hd);
+    for (int j = klo; j < p0 + n; j++) { /* keys: rows of the cache or of the piece */
+        float *kd = sc->kg + (size_t)(j - klo) * hd;
+        if (j >= p0) memcpy(kd, c->k + (size_t)(j - p0) * kvd + (size_t)g * hd, sizeof(float) * (size_t)hd);
+        else g2_kv_get(c, kd, 1, c->k_cache[l] + ((size_t)(j % cap) * kvd + (size_t)g * hd) * c->kv_esize, hd);
+    }
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int i = 0; i < hd; i++) { /* values, transposed: row i of the cache's V^T, then the piece's */
+        float *vd = sc->vt + (size_t)i * n_keys;
+        const uint8_t *row = c->v_cache[l] + ((size_t)g * hd + (size_t)i) * (size_t)cap * c->kv_esize;
+        for (int j = klo; j < p0;) { /* slots j % cap .. up to the ring's end */
+            const int slot = j % cap, len = p0 - j < cap - slot ? p0 - j : cap - slot;
+            g2_kv_get(c, vd + (j - klo), 1, row + (size_t)slot * c->kv_esize, len);
+            j += len;
         }
+        for (int j = p0 > klo ? p0 : klo; j < p0 + n; j++) vd[j - klo] = c->v[(size_t)(j - p0) * kvd + (size_t)g * hd + (size_t)i];
     }
     const g2_tensor K = {sc->kg, GEMMA2_TYPE_F32, n_keys, hd, sizeof(float) * (size_t)hd, G2_LAYOUT_ROWS};
     const g2_tensor VT = {sc->vt, GEMMA2_TYPE_F32, hd, n_keys, sizeof(float) * (size_t)n_keys, G2_LAYOUT_ROWS};
@@ -90,6 +98,32 @@ static int attend_kv_head(gemma2_context *c, int l, int p0, int n, int g, g2_att
     return 0;
 }
 
+/* Decode, one kv head: the query at p0, whose key and value are already in the cache. Every
+ * used slot holds a key the query sees: a local layer's ring of cap = min(n_ctx, window) slots
+ * holds positions p0 - cap + 1 .. p0 once full (the window), a global layer's slots 0..p0 hold
+ * positions 0..p0. A wrapped ring lists them out of order, which the softmax does not mind. */
+static int attend_decode_kv_head(gemma2_context *c, int l, int p0, int g, g2_attn_scratch *sc, int nt) {
+    const gemma2_config *cfg = &c->m->cfg;
+    const int hd = cfg->head_dim, group = cfg->num_heads / cfg->num_kv_heads, cap = c->cap[l];
+    const int used = p0 + 1 < cap ? p0 + 1 : cap;
+    const size_t kvd = (size_t)cfg->num_kv_heads * hd, es = c->kv_esize;
+    const float scale = 1.0f / sqrtf(cfg->query_pre_attn_scalar), acap = cfg->attn_logit_softcap;
+    const g2_tensor K = {c->k_cache[l] + (size_t)g * hd * es, c->kv_type, used, hd, kvd * es, G2_LAYOUT_ROWS};
+    const g2_tensor VT = {c->v_cache[l] + (size_t)g * hd * (size_t)cap * es, c->kv_type, hd, used, (size_t)cap * es,
+                          G2_LAYOUT_ROWS};
+    /* the group's query heads are adjacent: they are the "tokens" of both products */
+    if (g2_matmul(&K, c->q + (size_t)g * group * hd, group, sc->s, nt)) return -1; /* S [group][used] */
+    for (int h = 0; h < group; h++) {
+        float *row = sc->s + (size_t)h * used;
+        g2_vsoftcap(row, (size_t)used, scale, acap);
+        float mx = -INFINITY;
+        for (int j = 0; j < used; j++) mx = row[j] > mx ? row[j] : mx;
+        const float inv = 1.0f / g2_vexp_sum(row, (size_t)used, mx);
+        for (int j = 0; j < used; j++) row[j] *= inv;
+    }
+    return g2_matmul(&VT, sc->s, group, c->att + (size_t)g * group * hd, nt); /* O [group][hd] */
+}
+
 int g2_attention(gemma2_context *c, int l, int p0, int n) {
     const gemma2_config *cfg = &c->m->cfg;
     const int nkv = cfg->num_kv_heads, nt = c->n_threads;
@@ -100,9 +134,14 @@ int g2_attention(gemma2_context *c, int l, int p0, int n) {
     const double work = (double)n * (p0 + n) * cfg->head_dim * cfg->num_heads;
     if (nkv >= nt && nt > 1 && work > 1e6) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) reduction(| : fail)
-        for (int g = 0; g < nkv; g++) fail |= attend_kv_head(c, l, p0, n, g, &c->attn[omp_get_thread_num()], 1);
+        for (int g = 0; g < nkv; g++)
+            fail |= n == 1 ? attend_decode_kv_head(c, l, p0, g, &c->attn[omp_get_thread_num()], 1)
+                           : attend_kv_head(c, l, p0, n, g, &c->attn[omp_get_thread_num()], 1);
     } else {
-        for (int g = 0; g < nkv && !fail; g++) fail |= attend_kv_head(c, l, p0, n, g, &c->attn[0], work > 1e6 ? nt : 1);
+        const int each = work > 1e6 ? nt : 1;
+        for (int g = 0; g < nkv && !fail; g++)
+            fail |= n == 1 ? attend_decode_kv_head(c, l, p0, g, &c->attn[0], each)
+                           : attend_kv_head(c, l, p0, n, g, &c->attn[0], each);
     }
     return fail;
 }

@@ -49,27 +49,30 @@ static void chunk(size_t n, int me, int nt, size_t *lo, size_t *hi) {
     *hi = *lo + per < n ? *lo + per : n;
 }
 
-/* n values into a cache row of the context's KV type. */
-static void g2_kv_put(const gemma2_context *c, uint8_t *dst, const float *x, size_t n) {
+/* n values into the cache, in the context's KV type, `stride` elements apart. */
+static void g2_kv_put(const gemma2_context *c, uint8_t *dst, size_t stride, const float *x, size_t n) {
     if (c->kv_type == GEMMA2_TYPE_F32) {
-        memcpy(dst, x, n * sizeof(float));
+        float *f = (float *)(void *)dst;
+        if (stride == 1) memcpy(f, x, n * sizeof(float));
+        else for (size_t i = 0; i < n; i++) f[i * stride] = x[i];
         return;
     }
     uint16_t *h = (uint16_t *)(void *)dst;
     if (c->kv_type == GEMMA2_TYPE_F16)
-        for (size_t i = 0; i < n; i++) h[i] = g2_f32_to_f16(x[i]);
+        for (size_t i = 0; i < n; i++) h[i * stride] = g2_f32_to_f16(x[i]);
     else
-        for (size_t i = 0; i < n; i++) h[i] = g2_f32_to_bf16(x[i]);
+        for (size_t i = 0; i < n; i++) h[i * stride] = g2_f32_to_bf16(x[i]);
 }
 
-/* Stores the piece's keys and values in layer l's cache: a ring keeps only the last cap. */
+/* Stores the piece's keys and values in layer l's cache (context.h: keys as rows per slot,
+ * values transposed): a ring keeps only the last cap. */
 static void store_kv(gemma2_context *c, int l, int p0, int n) {
-    const size_t kvd = (size_t)c->m->cfg.num_kv_heads * c->m->cfg.head_dim;
+    const size_t kvd = (size_t)c->m->cfg.num_kv_heads * c->m->cfg.head_dim, es = c->kv_esize;
     const int cap = c->cap[l];
     for (int t = n > cap ? n - cap : 0; t < n; t++) {
         size_t slot = (size_t)((p0 + t) % cap);
-        g2_kv_put(c, c->k_cache[l] + slot * kvd * c->kv_esize, c->k + (size_t)t * kvd, kvd);
-        g2_kv_put(c, c->v_cache[l] + slot * kvd * c->kv_esize, c->v + (size_t)t * kvd, kvd);
+        g2_kv_put(c, c->k_cache[l] + slot * kvd * es, 1, c->k + (size_t)t * kvd, kvd);
+        g2_kv_put(c, c->v_cache[l] + slot * es, (size_t)cap, c->v + (size_t)t * kvd, kvd);
     }
 }
 
@@ -105,8 +108,11 @@ static int forward_piece(gemma2_context *c, const int32_t *tokens, int n, float 
             rope(c->q + (size_t)t * qd, cfg->num_heads, hd, cs, sn);
             rope(c->k + (size_t)t * kvd, cfg->num_kv_heads, hd, cs, sn);
         }
+        /* decode reads its own key and value from the cache (attention.c); a longer piece reads
+         * them from c->k, c->v, since its ring may be shorter than the piece */
+        if (n == 1) store_kv(c, l, p0, n);
         fail |= g2_attention(c, l, p0, n);
-        store_kv(c, l, p0, n);
+        if (n > 1) store_kv(c, l, p0, n);
         fail |= g2_matmul(&L->wo, c->att, n, c->proj, nt);
         for (int t = 0; t < n; t++) {
             float *x = c->x + (size_t)t * d, *pr = c->proj + (size_t)t * d;
