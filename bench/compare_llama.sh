@@ -5,6 +5,8 @@
 #   bench/compare_llama.sh [WORKDIR] [ROUNDS]      (default bench/out, 2 rounds of 3 reps each)
 #   TYPES="bf16 q8_0" LOAD=mmap bench/compare_llama.sh      (a subset; our weights mapped)
 #   APPEND=1 bench/compare_llama.sh bench/out 1             (one more round, table over all)
+#   PP=0 TG=32 DEPTH=2048 LOAD=read bench/compare_llama.sh  (decode after 2048 tokens of context)
+#   GEMMA2_BF16_DOT=1 TYPES=bf16 LOAD=read bench/compare_llama.sh   (ours with vdpbf16ps)
 #
 # Files: a random Gemma 2 of the 2B shape from the oracle's make_gguf.py (BF16), quantized by
 # `gemma2 quantize` (byte-identical to llama_quantize's output, see tests/cli/quantize.sh).
@@ -23,6 +25,9 @@ ROUNDS=${2:-2}
 TYPES=${TYPES:-bf16 q8_0 q4_0 q4_k_m}
 LOAD=${LOAD:-auto}
 T=${THREADS:-2}
+PP=${PP:-512}
+TG=${TG:-128}
+DEPTH=${DEPTH:-0}
 SHARED=${GEMMA2_SHARED:-../shared}
 PY=${PYTHON:-/usr/bin/python3}
 LB=${ORACLE_DIR:?set ORACLE_DIR (../shared/oracle/setup.sh)}/bin/llama_bench
@@ -33,15 +38,16 @@ for t in $TYPES; do
     [ "$t" = bf16 ] || [ -f "$W/g2b-$t.gguf" ] || ./gemma2 quantize "$W/g2b-bf16.gguf" "$W/g2b-$t.gguf" --type "$t" -q -t "$T"
 done
 bw=$(bash bench/kernels_bench.sh "$T" 3 2>/dev/null | sed -n 's/^memory read bandwidth.*best \([0-9.]*\) GB\/s.*/\1/p')
-echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $T threads, load=$LOAD, read bandwidth ${bw:-?} GB/s"
-log=$W/compare_$LOAD.log
+echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $T threads, load=$LOAD, read bandwidth ${bw:-?} GB/s, pp$PP tg$TG depth $DEPTH, GEMMA2_BF16_DOT=${GEMMA2_BF16_DOT:-0}"
+log=${LOG:-$W/compare_$LOAD.log}   # LOG=...: keep variants (depth, BF16_DOT) apart
 [ "${APPEND:-0}" = 1 ] || : > "$log"   # APPEND=1: add rounds to the previous run's log
 for r in $(seq "$ROUNDS"); do
     for t in $TYPES; do
         f=$W/g2b-$t.gguf
-        ./gemma2 bench -m "$f" -p 512 -n 128 -r 3 -t "$T" --load-mode "$LOAD" | sed "s/^/ours $t /" >> "$log"
+        ./gemma2 bench -m "$f" -p "$PP" -n "$TG" -d "$DEPTH" -r 3 -t "$T" --load-mode "$LOAD" | sed "s/^/ours $t /" >> "$log"
         for lm in mmap none; do
-            "$LB" "$f" --prompt 512 --gen 128 --reps 3 --threads "$T" --load-mode "$lm" 2>/dev/null | sed "s/^/llama-$lm $t /" >> "$log"
+            "$LB" "$f" --prompt "$PP" --gen "$TG" --depth "$DEPTH" --reps 3 --threads "$T" --load-mode "$lm" 2>/dev/null |
+                sed "s/^/llama-$lm $t /" >> "$log"
         done
     done
 done
@@ -51,7 +57,7 @@ log, bw = sys.argv[1], float(sys.argv[2])
 rows = {}
 for line in open(log):
     who, typ, rest = line.split(" ", 2)
-    m = re.match(r"(pp\d+|tg\d+) t/s=\S+ .*samples=(\S+)", rest)
+    m = re.match(r"((?:pp|tg)\d+(?:@d\d+)?) t/s=\S+ .*samples=(\S+)", rest)
     if not m:
         continue
     key = (typ, m.group(1))

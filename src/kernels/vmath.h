@@ -6,8 +6,8 @@
  * attention takes n^2/2 per head and layer. The AVX-512 and AVX2 paths evaluate the same
  * functions 16 or 8 values at a time (Cephes' tanhf and expf polynomials: tanh(x) by an odd
  * polynomial for |x| < 0.625 and 1 - 2 / (exp(2|x|) + 1) above; exp by exp(r) * 2^n with
- * |r| <= ln2/2), within a few ulp of the exact functions (tests/unit/test_vmath.c measures
- * them against float64). The scalar path calls libm. Dispatched per call like the matrix
+ * |r| <= ln2/2), within 2.1 x 2^-24 relative of the exact functions (tests/unit/test_vmath.c
+ * measures them against float64). The scalar path calls libm. Dispatched per call like the matrix
  * kernels (GEMMA2_ISA applies). NaN stays NaN; tanh(+-inf) = +-1. */
 #ifndef G2_VMATH_H
 #define G2_VMATH_H

@@ -67,7 +67,7 @@ static int attend_kv_head(gemma2_context *c, int l, int p0, int n, int g, g2_att
             g2_kv_get(c, vd + (j - klo), 1, row + (size_t)slot * c->kv_esize, len);
             j += len;
         }
-        for (int j = p0 > klo ? p0 : klo; j < p0 + n; j++) vd[j - klo] = c->v[(size_t)(j - p0) * kvd + (size_t)g * hd + (size_t)i];
+        for (int j = p0; j < p0 + n; j++) vd[j - klo] = c->v[(size_t)(j - p0) * kvd + (size_t)g * hd + (size_t)i];
     }
     const g2_tensor K = {sc->kg, GEMMA2_TYPE_F32, n_keys, hd, sizeof(float) * (size_t)hd, G2_LAYOUT_ROWS};
     const g2_tensor VT = {sc->vt, GEMMA2_TYPE_F32, hd, n_keys, sizeof(float) * (size_t)n_keys, G2_LAYOUT_ROWS};

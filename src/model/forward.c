@@ -49,30 +49,35 @@ static void chunk(size_t n, int me, int nt, size_t *lo, size_t *hi) {
     *hi = *lo + per < n ? *lo + per : n;
 }
 
-/* n values into the cache, in the context's KV type, `stride` elements apart. */
-static void g2_kv_put(const gemma2_context *c, uint8_t *dst, size_t stride, const float *x, size_t n) {
+/* n values x[0], x[xs], ... into the cache at dst[0], dst[ds], ..., in the context's KV type. */
+static void g2_kv_put(const gemma2_context *c, uint8_t *dst, size_t ds, const float *x, size_t xs, size_t n) {
     if (c->kv_type == GEMMA2_TYPE_F32) {
         float *f = (float *)(void *)dst;
-        if (stride == 1) memcpy(f, x, n * sizeof(float));
-        else for (size_t i = 0; i < n; i++) f[i * stride] = x[i];
+        if (ds == 1 && xs == 1) memcpy(f, x, n * sizeof(float));
+        else for (size_t i = 0; i < n; i++) f[i * ds] = x[i * xs];
         return;
     }
     uint16_t *h = (uint16_t *)(void *)dst;
     if (c->kv_type == GEMMA2_TYPE_F16)
-        for (size_t i = 0; i < n; i++) h[i * stride] = g2_f32_to_f16(x[i]);
+        for (size_t i = 0; i < n; i++) h[i * ds] = g2_f32_to_f16(x[i * xs]);
     else
-        for (size_t i = 0; i < n; i++) h[i * stride] = g2_f32_to_bf16(x[i]);
+        for (size_t i = 0; i < n; i++) h[i * ds] = g2_f32_to_bf16(x[i * xs]);
 }
 
 /* Stores the piece's keys and values in layer l's cache (context.h: keys as rows per slot,
- * values transposed): a ring keeps only the last cap. */
+ * values transposed): a ring keeps only the last cap. Values go row by row of V^T, along runs
+ * of consecutive slots, so that the writes are sequential. */
 static void store_kv(gemma2_context *c, int l, int p0, int n) {
     const size_t kvd = (size_t)c->m->cfg.num_kv_heads * c->m->cfg.head_dim, es = c->kv_esize;
-    const int cap = c->cap[l];
-    for (int t = n > cap ? n - cap : 0; t < n; t++) {
-        size_t slot = (size_t)((p0 + t) % cap);
-        g2_kv_put(c, c->k_cache[l] + slot * kvd * es, 1, c->k + (size_t)t * kvd, kvd);
-        g2_kv_put(c, c->v_cache[l] + slot * es, (size_t)cap, c->v + (size_t)t * kvd, kvd);
+    const int cap = c->cap[l], t0 = n > cap ? n - cap : 0;
+    for (int t = t0; t < n; t++)
+        g2_kv_put(c, c->k_cache[l] + (size_t)((p0 + t) % cap) * kvd * es, 1, c->k + (size_t)t * kvd, 1, kvd);
+    for (int t = t0; t < n;) {
+        const int slot = (p0 + t) % cap, len = n - t < cap - slot ? n - t : cap - slot;
+        for (size_t r = 0; r < kvd; r++)
+            g2_kv_put(c, c->v_cache[l] + (r * (size_t)cap + (size_t)slot) * es, 1, c->v + (size_t)t * kvd + r, kvd,
+                      (size_t)len);
+        t += len;
     }
 }
 
