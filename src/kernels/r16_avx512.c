@@ -2,8 +2,9 @@
  * row, so no horizontal sums and one scale vector per block for all 16 rows.
  * One template per type, tile_<type>_n(NT, PF, ...), for NT tokens per pass over a group:
  *  - decode (NT = 1, PF = 1): streams the group once, with software prefetch ahead;
- *  - prefill (NT up to 8 or 4, PF = 0): each weight vector unpacked once and used for every
- *    token (the group stays in L2 between passes, nothing to prefetch). */
+ *  - prefill (NT up to 16, 8 or 4, PF = 0): each weight vector unpacked once and used for every
+ *    token (the group stays in L2 between passes, nothing to prefetch).
+ * BF16 has a second template for bf16 activations (vdpbf16ps, GEMMA2_BF16_DOT=1). */
 #include <immintrin.h>
 #include <string.h>
 
@@ -74,11 +75,6 @@ G2_INLINE void tile_bf16_n(const int NT, const int PF, const uint8_t *g, int64_t
     for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + (size_t)t * ldy, _mm512_add_ps(ae[t], ao[t]));
 }
 
-/* BF16 with bf16 activations (G2_ACT_BF16, GEMMA2_BF16_DOT=1), NT <= 16 tokens: the lane's
- * pair of weights (columns 2p, 2p+1 of its row) is exactly vdpbf16ps's pair, so one
- * instruction with the token's broadcast pair of activations advances 16 rows by 2 products.
- * Decode (NT = 1) alternates two accumulators (even and odd p) to hide the instruction's latency;
- * with more tokens the chains are independent already and one each keeps to 16 registers. */
 /* acc += v . (activation pair p of a bf16 record, broadcast). Written in assembly for the
  * embedded broadcast ({1to16}) memory operand: GCC does not fold a broadcast into vdpbf16ps,
  * and a separate vbroadcastss per product takes a vector-pipe slot from it (327 -> 411 GFLOP/s
@@ -89,6 +85,11 @@ static inline __m512 dp_pair(__m512 acc, __m512bh v, const uint8_t *x, int64_t p
     return acc;
 }
 
+/* BF16 with bf16 activations (G2_ACT_BF16, GEMMA2_BF16_DOT=1), NT <= 16 tokens: the lane's
+ * pair of weights (columns 2p, 2p+1 of its row) is exactly vdpbf16ps's pair, so one
+ * instruction with the token's broadcast pair of activations advances 16 rows by 2 products.
+ * Decode (NT = 1) alternates two accumulators (even and odd p) to hide the instruction's latency;
+ * with more tokens the chains are independent already and one each keeps to 16 registers. */
 __attribute__((target("avx512bf16"))) G2_INLINE void tile_bf16dot_n(const int NT, const int PF, const uint8_t *g,
                                                                      int64_t cols, const g2_act *a, int t0, float *y,
                                                                      size_t ldy) {
