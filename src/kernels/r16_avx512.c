@@ -162,6 +162,39 @@ G2_INLINE void tile_q4_0_n(const int NT, const int PF, const uint8_t *g, int64_t
     for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + (size_t)t * ldy, acc[t]);
 }
 
+/* Q8_0 with int8 activations (G2_ACT_Q8_32): the weights are stored + 128 (repack.c flips the
+ * sign bit) so that vpdpbusd's unsigned operand holds them; the 128 comes back as -128 * sum(a)
+ * in the starting value. 8 vpdpbusd per block, then one fp32 step with the 16 rows' scales. */
+G2_INLINE void tile_q8_0_n(const int NT, const int PF, const uint8_t *g, int64_t cols, const g2_act *a, int t0, float *y, size_t ldy) {
+    R16_ACT(NT);
+    __m512 acc[8];
+    G2_UNROLL8
+    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < cols / 32; b++) {
+        const uint8_t *blk = g + (size_t)b * 544;
+        R16_PREFETCH(PF, blk + R16_PF, 544);
+        __m512i s0[8], s1[8];
+        G2_UNROLL8
+        for (int t = 0; t < NT; t++) s0[t] = _mm512_set1_epi32(-128 * (int32_t)sa[t][b]), s1[t] = _mm512_setzero_si512();
+        G2_UNROLL8
+        for (int j = 0; j < 4; j++) {
+            const __m512i v0 = _mm512_loadu_si512(blk + 32 + 128 * j), v1 = _mm512_loadu_si512(blk + 96 + 128 * j);
+            G2_UNROLL8
+            for (int t = 0; t < NT; t++) {
+                s0[t] = dpbusd_bcast(s0[t], v0, q[t] + 32 * b + 8 * j);
+                s1[t] = dpbusd_bcast(s1[t], v1, q[t] + 32 * b + 8 * j + 4);
+            }
+        }
+        const __m512 d = d16(blk);
+        G2_UNROLL8
+        for (int t = 0; t < NT; t++)
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0[t], s1[t])), _mm512_mul_ps(d, _mm512_set1_ps(da[t][b])),
+                                     acc[t]);
+    }
+    G2_UNROLL8
+    for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + (size_t)t * ldy, acc[t]);
+}
+
 /* Q4_K with G2_ACT_Q8_256 activations: per sub-block of 32, 8 vpdpbusd as in Q4_0, times the
  * rows' integer scales (vpmulld); the mins times the activation sums per sub-block. Decode
  * prefetches a super-block and more ahead, spread over the sub-blocks (a burst of prefetches
@@ -273,6 +306,7 @@ static void tile_bf16(const uint8_t *g, int64_t cols, const g2_act *a, int t0, i
 static int r16_act(int type) {
     switch (type) {
     case GEMMA2_TYPE_BF16: return G2_ACT_F32;
+    case GEMMA2_TYPE_Q8_0:
     case GEMMA2_TYPE_Q4_0: return G2_ACT_Q8_32;
     default: return G2_ACT_Q8_256;
     }
@@ -298,6 +332,13 @@ static void tile_q4_0(const uint8_t *g, int64_t cols, const g2_act *a, int t0, i
     default: break;
     }
 }
+static void tile_q8_0(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
+    switch (nt) {
+        R16_CASE(tile_q8_0_n, 1) R16_CASE(tile_q8_0_n, 2) R16_CASE(tile_q8_0_n, 3) R16_CASE(tile_q8_0_n, 4)
+        R16_CASE(tile_q8_0_n, 5) R16_CASE(tile_q8_0_n, 6) R16_CASE(tile_q8_0_n, 7) R16_CASE(tile_q8_0_n, 8)
+    default: break;
+    }
+}
 static void tile_q4_k(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
     R16_SWITCH4(tile_q4_k_n)
 }
@@ -314,6 +355,7 @@ int g2_r16_tile_avx512(int type, int act, g2_r16_tile_fn *fn) {
     switch (type) {
     case GEMMA2_TYPE_BF16: *fn = tile_bf16; return 8;
     case GEMMA2_TYPE_Q4_0: *fn = tile_q4_0; return 8;
+    case GEMMA2_TYPE_Q8_0: *fn = tile_q8_0; return 8;
     case GEMMA2_TYPE_Q4_K: *fn = tile_q4_k; return 4;
     case GEMMA2_TYPE_Q6_K: *fn = tile_q6_k; return 4;
     default: return 0;
@@ -328,6 +370,10 @@ static void decode_bf16(const uint8_t *g, int64_t cols, const g2_act *a, int t0,
 static void decode_q4_0(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
     (void)nt;
     tile_q4_0_n(1, 1, g, cols, a, t0, y, ldy);
+}
+static void decode_q8_0(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
+    (void)nt;
+    tile_q8_0_n(1, 1, g, cols, a, t0, y, ldy);
 }
 static void decode_q4_k(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
     (void)nt;
@@ -348,6 +394,7 @@ g2_r16_tile_fn g2_r16_decode_avx512(int type, int act) {
     switch (type) {
     case GEMMA2_TYPE_BF16: return decode_bf16;
     case GEMMA2_TYPE_Q4_0: return decode_q4_0;
+    case GEMMA2_TYPE_Q8_0: return decode_q8_0;
     case GEMMA2_TYPE_Q4_K: return decode_q4_k;
     case GEMMA2_TYPE_Q6_K: return decode_q6_k;
     default: return NULL;

@@ -12,6 +12,7 @@ int g2_r16_supported(int type, int64_t rows, int64_t cols) {
     if (rows <= 0 || rows % G2_R16 || cols <= 0) return 0;
     switch (type) {
     case GEMMA2_TYPE_BF16: return cols % 2 == 0;
+    case GEMMA2_TYPE_Q8_0:
     case GEMMA2_TYPE_Q4_0: return cols % 32 == 0;
     case GEMMA2_TYPE_Q4_K:
     case GEMMA2_TYPE_Q6_K: return cols % 256 == 0;
@@ -42,6 +43,21 @@ static void q4_0_block(int to_r16, uint8_t *plain, size_t row_bytes, int64_t b, 
                     q4_0_set(blk + 2, 8 * j + 4 + i, *v >> 4);
                 }
             }
+    }
+}
+
+/* Q8_0 block b of rows 0..15 <-> its 544-byte r16 block: d[16] | 8 vectors, vector j lane r =
+ * elements 4j..4j+3 of row r with the sign bit flipped (q + 128: unsigned, for vpdpbusd). */
+static void q8_0_block(int to_r16, uint8_t *plain, size_t row_bytes, int64_t b, uint8_t *g) {
+    for (int r = 0; r < G2_R16; r++) {
+        uint8_t *blk = plain + (size_t)r * row_bytes + (size_t)b * 34;
+        if (to_r16) memcpy(g + 2 * r, blk, 2);
+        else memcpy(blk, g + 2 * r, 2);
+        for (int e = 0; e < 32; e++) {
+            uint8_t *v = g + 32 + 64 * (e / 4) + 4 * r + e % 4;
+            if (to_r16) *v = blk[2 + e] ^ 0x80;
+            else blk[2 + e] = *v ^ 0x80;
+        }
     }
 }
 
@@ -161,6 +177,9 @@ static void group(int to_r16, int type, int64_t cols, uint8_t *plain, size_t row
         break;
     case GEMMA2_TYPE_Q4_0:
         for (int64_t b = 0; b < cols / 32; b++) q4_0_block(to_r16, plain, row_bytes, b, g + (size_t)b * 288);
+        break;
+    case GEMMA2_TYPE_Q8_0:
+        for (int64_t b = 0; b < cols / 32; b++) q8_0_block(to_r16, plain, row_bytes, b, g + (size_t)b * 544);
         break;
     case GEMMA2_TYPE_Q4_K:
         for (int64_t b = 0; b < cols / 256; b++) q4k_block(to_r16, plain, row_bytes, b, g + (size_t)b * 2304);

@@ -15,6 +15,9 @@
  *  - Q4_0: for each block b of 32 columns: the 16 rows' fp16 scales (32 bytes), then 4 vectors
  *    of 64 bytes; in vector j, byte 4r+i holds row r's quant of element 8j+i (low nibble) and
  *    of element 8j+4+i (high nibble). 288 bytes = 16 x 18.
+ *  - Q8_0: per block of 32 columns: the 16 fp16 scales, then 8 vectors; in vector j, byte 4r+i
+ *    holds row r's quant of element 4j+i with its sign bit flipped (q + 128, unsigned for
+ *    vpdpbusd). 544 bytes = 16 x 34.
  *  - Q4_K, per super-block of 256 columns (2304 bytes = 16 x 144): d[16], dmin[16], the 8 x 16
  *    six-bit scales and mins (96 bytes each: low nibbles, then the top 2 bits), the quants as in
  *    Q4_0 (32 vectors).
@@ -49,13 +52,13 @@ void g2_r16_unpack_group(int type, int64_t cols, const uint8_t *src, uint8_t *ds
 int g2_tensor_repack_r16(g2_tensor *t, int n_threads);
 
 /* Kernels on r16 groups (AVX-512): y[t * ldy + r] for r < 16, t < nt, tokens t0.. of the
- * activations a (kernels_impl.h: fp32 for BF16, G2_ACT_Q8_32 for Q4_0, G2_ACT_Q8_256 for Q4_K /
- * Q6_K). */
+ * activations a (kernels_impl.h: fp32 for BF16, G2_ACT_Q8_32 for Q8_0 and Q4_0, G2_ACT_Q8_256
+ * for Q4_K / Q6_K). */
 struct g2_act_rec; /* g2_act, kernels_impl.h */
 typedef void (*g2_r16_tile_fn)(const uint8_t *group, int64_t cols, const struct g2_act_rec *a, int t0, int nt, float *y,
                                size_t ldy);
 /* Prefill on activations of kind `act` (g2_act_kind: for BF16, G2_ACT_F32 or, with
- * GEMMA2_BF16_DOT=1, G2_ACT_BF16; G2_ACT_Q8_32 for Q4_0; G2_ACT_Q8_256 for Q4_K and Q6_K): nt up
+ * GEMMA2_BF16_DOT=1, G2_ACT_BF16; G2_ACT_Q8_32 for Q8_0, Q4_0; G2_ACT_Q8_256 for Q4_K, Q6_K): nt up
  * to the returned maximum; returns 0 (and leaves fn) when there is no kernel for the pair. */
 int g2_r16_tile_avx512(int type, int act, g2_r16_tile_fn *fn);
 /* Decode: nt = 1, streaming the group with software prefetch; NULL when there is no kernel. */

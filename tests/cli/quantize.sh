@@ -49,21 +49,19 @@ for t in q8_0:Q8_0 q4_0:Q4_0 q4_k_m:Q4_K_M q6_k:Q6_K bf16:BF16 f16:F16; do
     fi
 done
 
-# weights copied into memory (--load-mode read): Q8_0 stays in the plain layout and gives the
-# same logits bit for bit; BF16 and Q4_0 matrices are repacked into the r16 layout there
-# (src/kernels/repack.h) and run the r16 kernels, which add in another order than the plain
-# AVX-512 kernels but in the scalar path's (integer sums per block, then the scale): compared
-# with the scalar path, as one batch and one token at a time, within 1e-5 relative (fp32
-# rounding; measured 1.7e-7 to 5.8e-7), except Q4_0 as a batch: there one quantized activation
-# rounds the other way after fp32 sums in another order (4.3e-3; the plain AVX-512 path is 8.5e-3
-# from the scalar one in decode), so 4e-2 as for the other quantized comparisons of this file.
-# The inputs are fixed, so each of these is deterministic.
-"$SAN" logits -m "$D/ours-q8_0.gguf" --ids-file "$D/ids.txt" -o "$D/read-q8_0.f32" --load-mode read && \
-    cmp -s "$D/read-q8_0.f32" "$D/ours-q8_0.f32" && ok "q8_0: load-mode read == mmap" || bad "q8_0: load-mode read differs"
-for ty in bf16 q4_0; do
+# weights copied into memory (--load-mode read): BF16, Q8_0 and Q4_0 matrices are repacked into
+# the r16 layout there (src/kernels/repack.h) and run the r16 kernels, which add in another order
+# than the plain AVX-512 kernels but in the scalar path's (integer sums per block, then the
+# scale): compared with the scalar path, as one batch and one token at a time, within 1e-5
+# relative (fp32 rounding; measured 1.7e-7 to 6.0e-7), except Q4_0 as a batch and Q8_0: there
+# one quantized activation rounds the other way after fp32 sums in another order (Q4_0 batch
+# 4.3e-3, Q8_0 batch and decode 1.9e-3; the plain AVX-512 path is 8.5e-3 from the scalar one in
+# Q4_0 decode), so 4e-2 as for the other quantized comparisons of this file. The inputs are
+# fixed, so each is deterministic.
+for ty in bf16 q8_0 q4_0; do
     for mode in batch decode; do
         dec=$([ $mode = decode ] && echo --decode || true)
-        tol=$([ $ty$mode = q4_0batch ] && echo 4e-2 || echo 1e-5)
+        tol=$([ $ty$mode = q4_0batch ] || [ $ty = q8_0 ] && echo 4e-2 || echo 1e-5)
         GEMMA2_ISA=scalar "$BIN" logits -m "$D/ours-$ty.gguf" --ids-file "$D/ids.txt" -o "$D/sc-$mode-$ty.f32" $dec --load-mode mmap && \
         "$SAN" logits -m "$D/ours-$ty.gguf" --ids-file "$D/ids.txt" -o "$D/r16-$mode-$ty.f32" $dec --load-mode read && \
         "$PY" "$O/compare.py" "$D/r16-$mode-$ty.f32" "$D/sc-$mode-$ty.f32" --vocab 320 --max-rel "$tol" > "$D/cmp16-$mode-$ty.txt" && \

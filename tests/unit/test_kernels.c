@@ -352,10 +352,11 @@ static void test_row_access(void) {
  * back the same, and products on every ISA, decode (the r16 kernels) and prefill (unpacked
  * blocks), meet the same float64 tolerances as the plain layout. */
 static void test_r16_layout(void) {
-    static const int rt[] = {GEMMA2_TYPE_BF16, GEMMA2_TYPE_Q4_0, GEMMA2_TYPE_Q4_K, GEMMA2_TYPE_Q6_K};
+    static const int rt[] = {GEMMA2_TYPE_BF16, GEMMA2_TYPE_Q8_0, GEMMA2_TYPE_Q4_0, GEMMA2_TYPE_Q4_K, GEMMA2_TYPE_Q6_K};
     enum { NRT = sizeof rt / sizeof rt[0] };
     CHECK(!g2_r16_supported(GEMMA2_TYPE_BF16, 40, 64) && !g2_r16_supported(GEMMA2_TYPE_BF16, 32, 63) &&
-          !g2_r16_supported(GEMMA2_TYPE_Q8_0, 32, 256) && g2_r16_supported(GEMMA2_TYPE_Q4_0, 32, 256) &&
+          g2_r16_supported(GEMMA2_TYPE_Q8_0, 32, 256) && !g2_r16_supported(GEMMA2_TYPE_Q8_0, 32, 48) &&
+          !g2_r16_supported(GEMMA2_TYPE_F16, 32, 256) && g2_r16_supported(GEMMA2_TYPE_Q4_0, 32, 256) &&
           !g2_r16_supported(GEMMA2_TYPE_Q4_K, 32, 32) && g2_r16_supported(GEMMA2_TYPE_Q6_K, 32, 256));
     for (int i = 0; i < NRT; i++) {
         test_matrix m = make_matrix_random_bytes(rt[i], 48, 256, 5);
