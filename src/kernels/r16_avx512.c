@@ -127,58 +127,36 @@ __attribute__((target("avx512bf16"))) G2_INLINE void tile_bf16dot_n(const int NT
     G2_UNROLL8                                                                                                 \
     for (int t = 0; t < NT; t++) q[t] = g2_act_q(a, t0 + t), da[t] = g2_act_d(a, t0 + t), sa[t] = g2_act_s(a, t0 + t)
 
-/* Q4_0 with int8 activations (G2_ACT_Q8_32): per block, 8 vpdpbusd of the unsigned nibbles of
- * 16 rows x 4 elements with a broadcast word of 4 activations; the -8 offset enters as
- * -8 * sum(a) in the starting value; then one fp32 step with the 16 rows' scales. */
-G2_INLINE void tile_q4_0_n(const int NT, const int PF, const uint8_t *g, int64_t cols, const g2_act *a, int t0, float *y, size_t ldy) {
+/* Q4_0 and Q8_0 (Q8 = 0 / 1) with int8 activations (G2_ACT_Q8_32): per block of 32, 8
+ * vpdpbusd of 16 rows x 4 unsigned weights with a broadcast word of 4 activations, then one fp32
+ * step with the 16 rows' scales. Q4_0's nibbles are split out of 4 vectors and their -8 offset
+ * enters as -8 * sum(a) in the starting value; Q8_0's quants are stored + 128 (repack.c flips
+ * the sign bit, making them unsigned for vpdpbusd) in 8 vectors, and the 128 comes back as
+ * -128 * sum(a). Either way vector pair j holds elements 8j..8j+3 and 8j+4..8j+7. */
+G2_INLINE void tile_q32_n(const int NT, const int PF, const int Q8, const uint8_t *g, int64_t cols, const g2_act *a, int t0,
+                          float *y, size_t ldy) {
     R16_ACT(NT);
     const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const size_t block_bytes = Q8 ? 544 : 288;
+    const int32_t offset = Q8 ? -128 : -8;
     __m512 acc[8];
     G2_UNROLL8
     for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < cols / 32; b++) {
-        const uint8_t *blk = g + (size_t)b * 288;
-        R16_PREFETCH(PF, blk + R16_PF, 288);
+        const uint8_t *blk = g + (size_t)b * block_bytes;
+        R16_PREFETCH(PF, blk + R16_PF, (int)block_bytes);
         __m512i s0[8], s1[8];
         G2_UNROLL8
-        for (int t = 0; t < NT; t++) s0[t] = _mm512_set1_epi32(-8 * (int32_t)sa[t][b]), s1[t] = _mm512_setzero_si512();
+        for (int t = 0; t < NT; t++) s0[t] = _mm512_set1_epi32(offset * (int32_t)sa[t][b]), s1[t] = _mm512_setzero_si512();
         G2_UNROLL8
         for (int j = 0; j < 4; j++) {
-            const __m512i v = _mm512_loadu_si512(blk + 32 + 64 * j);
-            const __m512i lo = _mm512_and_si512(v, m4), hv = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-            G2_UNROLL8
-            for (int t = 0; t < NT; t++) {
-                s0[t] = dpbusd_bcast(s0[t], lo, q[t] + 32 * b + 8 * j);
-                s1[t] = dpbusd_bcast(s1[t], hv, q[t] + 32 * b + 8 * j + 4);
+            __m512i v0, v1;
+            if (Q8) {
+                v0 = _mm512_loadu_si512(blk + 32 + 128 * j), v1 = _mm512_loadu_si512(blk + 96 + 128 * j);
+            } else {
+                const __m512i v = _mm512_loadu_si512(blk + 32 + 64 * j);
+                v0 = _mm512_and_si512(v, m4), v1 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
             }
-        }
-        const __m512 d = d16(blk);
-        G2_UNROLL8
-        for (int t = 0; t < NT; t++)
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0[t], s1[t])), _mm512_mul_ps(d, _mm512_set1_ps(da[t][b])),
-                                     acc[t]);
-    }
-    G2_UNROLL8
-    for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + (size_t)t * ldy, acc[t]);
-}
-
-/* Q8_0 with int8 activations (G2_ACT_Q8_32): the weights are stored + 128 (repack.c flips the
- * sign bit) so that vpdpbusd's unsigned operand holds them; the 128 comes back as -128 * sum(a)
- * in the starting value. 8 vpdpbusd per block, then one fp32 step with the 16 rows' scales. */
-G2_INLINE void tile_q8_0_n(const int NT, const int PF, const uint8_t *g, int64_t cols, const g2_act *a, int t0, float *y, size_t ldy) {
-    R16_ACT(NT);
-    __m512 acc[8];
-    G2_UNROLL8
-    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < cols / 32; b++) {
-        const uint8_t *blk = g + (size_t)b * 544;
-        R16_PREFETCH(PF, blk + R16_PF, 544);
-        __m512i s0[8], s1[8];
-        G2_UNROLL8
-        for (int t = 0; t < NT; t++) s0[t] = _mm512_set1_epi32(-128 * (int32_t)sa[t][b]), s1[t] = _mm512_setzero_si512();
-        G2_UNROLL8
-        for (int j = 0; j < 4; j++) {
-            const __m512i v0 = _mm512_loadu_si512(blk + 32 + 128 * j), v1 = _mm512_loadu_si512(blk + 96 + 128 * j);
             G2_UNROLL8
             for (int t = 0; t < NT; t++) {
                 s0[t] = dpbusd_bcast(s0[t], v0, q[t] + 32 * b + 8 * j);
@@ -194,6 +172,8 @@ G2_INLINE void tile_q8_0_n(const int NT, const int PF, const uint8_t *g, int64_t
     G2_UNROLL8
     for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + (size_t)t * ldy, acc[t]);
 }
+#define tile_q4_0_n(NT, PF, ...) tile_q32_n(NT, PF, 0, __VA_ARGS__)
+#define tile_q8_0_n(NT, PF, ...) tile_q32_n(NT, PF, 1, __VA_ARGS__)
 
 /* Q4_K with G2_ACT_Q8_256 activations: per sub-block of 32, 8 vpdpbusd as in Q4_0, times the
  * rows' integer scales (vpmulld); the mins times the activation sums per sub-block. Decode
