@@ -343,31 +343,17 @@ int g2_r16_tile_avx512(int type, int act, g2_r16_tile_fn *fn) {
 }
 
 /* Decode: one token, prefetching. */
-static void decode_bf16(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
-    (void)nt;
-    tile_bf16_n(1, 1, g, cols, a, t0, y, ldy);
-}
-static void decode_q4_0(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
-    (void)nt;
-    tile_q4_0_n(1, 1, g, cols, a, t0, y, ldy);
-}
-static void decode_q8_0(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
-    (void)nt;
-    tile_q8_0_n(1, 1, g, cols, a, t0, y, ldy);
-}
-static void decode_q4_k(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
-    (void)nt;
-    tile_q4_k_n(1, 1, g, cols, a, t0, y, ldy);
-}
-static void decode_q6_k(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
-    (void)nt;
-    tile_q6_k_n(1, 1, g, cols, a, t0, y, ldy);
-}
-
-static void decode_bf16dot(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
-    (void)nt;
-    tile_bf16dot_n(1, 1, g, cols, a, t0, y, ldy);
-}
+#define R16_DECODE(NAME, TILE)                                                                         \
+    static void NAME(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) { \
+        (void)nt;                                                                                      \
+        TILE(1, 1, g, cols, a, t0, y, ldy);                                                            \
+    }
+R16_DECODE(decode_bf16, tile_bf16_n)
+R16_DECODE(decode_bf16dot, tile_bf16dot_n)
+R16_DECODE(decode_q4_0, tile_q4_0_n)
+R16_DECODE(decode_q8_0, tile_q8_0_n)
+R16_DECODE(decode_q4_k, tile_q4_k_n)
+R16_DECODE(decode_q6_k, tile_q6_k_n)
 
 g2_r16_tile_fn g2_r16_decode_avx512(int type, int act) {
     if (act != r16_act(type)) return type == GEMMA2_TYPE_BF16 && act == G2_ACT_BF16 ? decode_bf16dot : NULL;
