@@ -40,6 +40,15 @@ static void g2_kv_get(const gemma2_context *c, float *dst, size_t stride, const 
         for (int i = 0; i < n; i++) dst[(size_t)i * stride] = g2_bf16_to_f32(h[i]);
 }
 
+/* The softmax's numerators over n visible scores, in place: s = exp(cap tanh(scale s / cap) -
+ * max); returns 1 / their sum. */
+static float capped_exp(float *s, size_t n, float scale, float cap) {
+    g2_vsoftcap(s, n, scale, cap);
+    float mx = -INFINITY;
+    for (size_t j = 0; j < n; j++) mx = s[j] > mx ? s[j] : mx;
+    return 1.0f / g2_vexp_sum(s, n, mx);
+}
+
 /* One kv head g: gather its keys and values, then each query head of its group. `sc` is the
  * scratch of the thread that runs it; `nt` the threads to split each step over (1 when the
  * caller already runs kv heads in parallel). */
@@ -82,10 +91,7 @@ static int attend_kv_head(gemma2_context *c, int l, int p0, int n, int g, g2_att
             const int lo = local && p - W + 1 > klo ? p - W + 1 : klo; /* visible keys: lo..p */
             float *row = sc->s + (size_t)t * n_keys, *vis = row + (lo - klo);
             const size_t n_vis = (size_t)(p - lo + 1);
-            g2_vsoftcap(vis, n_vis, scale, acap);
-            float mx = -INFINITY;
-            for (size_t j = 0; j < n_vis; j++) mx = vis[j] > mx ? vis[j] : mx;
-            const float inv = 1.0f / g2_vexp_sum(vis, n_vis, mx);
+            const float inv = capped_exp(vis, n_vis, scale, acap);
             for (int j = 0; j < n_keys; j++) {
                 const int key = klo + j;
                 row[j] = key >= lo && key <= p ? row[j] * inv : 0.0f;
@@ -115,10 +121,7 @@ static int attend_decode_kv_head(gemma2_context *c, int l, int p0, int g, g2_att
     if (g2_matmul(&K, c->q + (size_t)g * group * hd, group, sc->s, nt)) return -1; /* S [group][used] */
     for (int h = 0; h < group; h++) {
         float *row = sc->s + (size_t)h * used;
-        g2_vsoftcap(row, (size_t)used, scale, acap);
-        float mx = -INFINITY;
-        for (int j = 0; j < used; j++) mx = row[j] > mx ? row[j] : mx;
-        const float inv = 1.0f / g2_vexp_sum(row, (size_t)used, mx);
+        const float inv = capped_exp(row, (size_t)used, scale, acap);
         for (int j = 0; j < used; j++) row[j] *= inv;
     }
     return g2_matmul(&VT, sc->s, group, c->att + (size_t)g * group * hd, nt); /* O [group][hd] */
