@@ -6,7 +6,7 @@
 #   TYPES="bf16 q8_0" LOAD=mmap bench/compare_llama.sh      (a subset; our weights mapped)
 #   APPEND=1 bench/compare_llama.sh bench/out 1             (one more round, table over all)
 #   PP=0 TG=32 DEPTH=2048 LOAD=read bench/compare_llama.sh  (decode after 2048 tokens of context)
-#   GEMMA2_BF16_DOT=1 TYPES=bf16 LOAD=read bench/compare_llama.sh   (ours with vdpbf16ps)
+#   GEMMA2_BF16_DOT=0 TYPES=bf16 LOAD=read bench/compare_llama.sh   (ours with exact BF16 products)
 #
 # Files: a random Gemma 2 of the 2B shape from the oracle's make_gguf.py (BF16), quantized by
 # `gemma2 quantize` (byte-identical to llama_quantize's output, see tests/cli/quantize.sh).
@@ -38,7 +38,7 @@ for t in $TYPES; do
     [ "$t" = bf16 ] || [ -f "$W/g2b-$t.gguf" ] || ./gemma2 quantize "$W/g2b-bf16.gguf" "$W/g2b-$t.gguf" --type "$t" -q -t "$T"
 done
 bw=$(bash bench/kernels_bench.sh "$T" 3 2>/dev/null | sed -n 's/^memory read bandwidth.*best \([0-9.]*\) GB\/s.*/\1/p')
-echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $T threads, load=$LOAD, read bandwidth ${bw:-?} GB/s, pp$PP tg$TG depth $DEPTH, GEMMA2_BF16_DOT=${GEMMA2_BF16_DOT:-0}"
+echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $T threads, load=$LOAD, read bandwidth ${bw:-?} GB/s, pp$PP tg$TG depth $DEPTH, GEMMA2_BF16_DOT=${GEMMA2_BF16_DOT:-default}"
 log=${LOG:-$W/compare_$LOAD.log}   # LOG=...: keep variants (depth, BF16_DOT) apart
 [ "${APPEND:-0}" = 1 ] || : > "$log"   # APPEND=1: add rounds to the previous run's log
 for r in $(seq "$ROUNDS"); do

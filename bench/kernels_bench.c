@@ -103,7 +103,7 @@ int main(int argc, char **argv) {
     enum { NMAT = 8, NTOK = 512 };
     printf("kernels_bench: isa=%s threads=%d reps=%d rows=%lld cols=%lld bf16_dot=%s\n", g2_isa_name(g2_isa_active()),
            threads, reps, (long long)rows, (long long)cols,
-           getenv("GEMMA2_BF16_DOT") ? getenv("GEMMA2_BF16_DOT") : "0");
+           getenv("GEMMA2_BF16_DOT") ? getenv("GEMMA2_BF16_DOT") : "default");
     read_bandwidth(threads, reps);
     if (argc > 3 && !strcmp(argv[3], "bw")) return 0; /* the probe only (bench/decode_ab.sh) */
 

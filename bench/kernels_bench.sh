@@ -2,7 +2,7 @@
 # kernels_bench.sh - builds and runs bench/kernels_bench.c (a benchmark, not a test).
 #   bench/kernels_bench.sh [THREADS] [REPS] [ROWS COLS | bw]   (run from the repository root)
 #   GEMMA2_ISA=avx2 bench/kernels_bench.sh 2       (another instruction set)
-#   GEMMA2_BF16_DOT=1 bench/kernels_bench.sh 2     (BF16 with vdpbf16ps)
+#   GEMMA2_BF16_DOT=0 bench/kernels_bench.sh 2     (BF16 with exact fp32 products)
 # Compiles only src/kernels (so the rest of the tree need not build) into build/bench/.
 set -e
 OUT=build/bench; mkdir -p $OUT

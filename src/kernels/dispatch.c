@@ -50,11 +50,11 @@ g2_isa g2_isa_active(void) {
     return best_available(G2_ISA_AVX512);
 }
 
-/* vdpbf16ps only on request: it rounds the activations to bf16 (see matmul.h). */
+/* vdpbf16ps unless GEMMA2_BF16_DOT=0: it rounds the activations to bf16 (see matmul.h). */
 static int bf16_dot_requested(void) {
 #if defined(__x86_64__) || defined(__i386__)
     const char *e = getenv("GEMMA2_BF16_DOT");
-    return e && e[0] == '1' && __builtin_cpu_supports("avx512bf16");
+    return !(e && e[0] == '0') && __builtin_cpu_supports("avx512bf16");
 #else
     return 0;
 #endif

@@ -2,8 +2,8 @@
  *
  * Float weights (F32/BF16/F16): each 16-wide weight vector is converted once (bf16: a 16-bit
  * shift; f16: vcvtph2ps) and FMA'd with up to 4 tokens' fp32 activations: exact products,
- * fp32 sums. With GEMMA2_BF16_DOT=1, BF16 weights instead use vdpbf16ps on bf16-rounded
- * activations (2 products per lane per instruction).
+ * fp32 sums. On AVX512-BF16 CPUs, BF16 weights instead use vdpbf16ps on bf16-rounded
+ * activations (2 products per lane per instruction) unless GEMMA2_BF16_DOT=0.
  * Quantized weights: int8 activations (kernels_impl.h); weight nibbles/bytes are unpacked once
  * per row and reused for every token of the tile; products summed by vpdpbusd (u8 x s8) or
  * vpmaddubsw + vpmaddwd (which also applies the K-quants' integer sub-block scales). */

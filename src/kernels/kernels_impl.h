@@ -22,7 +22,7 @@ typedef enum {
     /* int8 per 256 elements with an fp32 scale and the sums of each 16 (for Q4_K, Q6_K; ggml's
      * Q8_K): int8 q[cols] | pad | float d[cols/256] | pad | int16 bsum[cols/16] */
     G2_ACT_Q8_256,
-    /* bf16 (round to nearest even) for the optional vdpbf16ps path (GEMMA2_BF16_DOT=1) */
+    /* bf16 (round to nearest even) for the vdpbf16ps path (AVX512-BF16, unless GEMMA2_BF16_DOT=0) */
     G2_ACT_BF16,
 } g2_act_kind;
 

@@ -32,8 +32,10 @@ typedef struct {
  * Q8_0/Q4_0/Q4_K/Q6_K weights multiply int8-quantized activations (as llama.cpp does: per 32
  * elements for Q8_0/Q4_0, per 256 for the K types) with integer dot products; the result is
  * that of the dequantized weights times the quantized activations, summed in fp32.
- * GEMMA2_BF16_DOT=1 (AVX512-BF16 CPUs) rounds the activations of BF16 products to bf16 to
- * use vdpbf16ps: faster prefill, about 3e-3 relative error per product (docs/kernels.md). */
+ * BF16 weights on AVX512-BF16 CPUs: the activations are rounded to bf16 for vdpbf16ps, as
+ * llama.cpp does (2x the fp32 FMA rate in prefill; 2^-9 relative error per activation, about
+ * 4e-3 relative in the logits; docs/kernels.md); GEMMA2_BF16_DOT=0 keeps them fp32 (exact
+ * products). */
 int g2_matmul(const g2_tensor *w, const float *x, int n, float *y, int n_threads);
 
 /* Several products with the same activations x (the same column count), e.g. the query, key

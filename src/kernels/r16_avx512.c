@@ -4,7 +4,8 @@
  *  - decode (NT = 1, PF = 1): streams the group once, with software prefetch ahead;
  *  - prefill (NT up to 16, 8 or 4, PF = 0): each weight vector unpacked once and used for every
  *    token (the group stays in L2 between passes, nothing to prefetch).
- * BF16 has a second template for bf16 activations (vdpbf16ps, GEMMA2_BF16_DOT=1). */
+ * BF16 has a second template for bf16 activations (vdpbf16ps: the default where the CPU has
+ * AVX512-BF16; GEMMA2_BF16_DOT=0 keeps the exact fp32 one). */
 #include <immintrin.h>
 #include <string.h>
 
@@ -85,7 +86,7 @@ static inline __m512 dp_pair(__m512 acc, __m512bh v, const uint8_t *x, int64_t p
     return acc;
 }
 
-/* BF16 with bf16 activations (G2_ACT_BF16, GEMMA2_BF16_DOT=1), NT <= 16 tokens: the lane's
+/* BF16 with bf16 activations (G2_ACT_BF16), NT <= 16 tokens: the lane's
  * pair of weights (columns 2p, 2p+1 of its row) is exactly vdpbf16ps's pair, so one
  * instruction with the token's broadcast pair of activations advances 16 rows by 2 products.
  * Decode (NT = 1) alternates two accumulators (even and odd p) to hide the instruction's latency;

@@ -57,8 +57,8 @@ int g2_tensor_repack_r16(g2_tensor *t, int n_threads);
 struct g2_act_rec; /* g2_act, kernels_impl.h */
 typedef void (*g2_r16_tile_fn)(const uint8_t *group, int64_t cols, const struct g2_act_rec *a, int t0, int nt, float *y,
                                size_t ldy);
-/* Prefill on activations of kind `act` (g2_act_kind: for BF16, G2_ACT_F32 or, with
- * GEMMA2_BF16_DOT=1, G2_ACT_BF16; G2_ACT_Q8_32 for Q8_0, Q4_0; G2_ACT_Q8_256 for Q4_K, Q6_K): nt up
+/* Prefill on activations of kind `act` (g2_act_kind: for BF16, G2_ACT_BF16 on AVX512-BF16
+ * CPUs or G2_ACT_F32 with GEMMA2_BF16_DOT=0; G2_ACT_Q8_32 for Q8_0, Q4_0; G2_ACT_Q8_256 for Q4_K, Q6_K): nt up
  * to the returned maximum; returns 0 (and leaves fn) when there is no kernel for the pair. */
 int g2_r16_tile_avx512(int type, int act, g2_r16_tile_fn *fn);
 /* Decode: nt = 1, streaming the group with software prefetch; NULL when there is no kernel. */

@@ -445,7 +445,8 @@ static void test_isa_override(void) {
     free_matrix(&m);
 }
 
-/* The optional vdpbf16ps path (GEMMA2_BF16_DOT=1): activations rounded to bf16 (relative error
+/* The vdpbf16ps path (the default on AVX512-BF16 CPUs, or GEMMA2_BF16_DOT=1; the other tests
+ * run with GEMMA2_BF16_DOT=0, the exact products): activations rounded to bf16 (relative error
  * 2^-9 each), so the product is within 2^-8 * sum|w*x| of the exact one; and it is the product
  * with the rounded activations, to fp32 summation (3e-5 * sum|w*x|: 1152 pairs summed in fp32
  * lanes, measured below 1e-6). Plain rows (19: tiles with a remainder) and r16 groups (48
@@ -463,11 +464,12 @@ static void test_bf16_dot_option(void) {
         test_matrix m = make_matrix(GEMMA2_TYPE_BF16, rows, C, 8);
         if (layout) CHECK(g2_tensor_repack_r16(&m.t, 2) == 0);
         static const int ns[] = {1, 6, 20};
-        for (int k = 0; k < 3; k++) {
-            const int N = ns[k];
-            setenv("GEMMA2_BF16_DOT", "1", 1);
+        for (int k = 0; k < 6; k++) {
+            const int N = ns[k % 3];
+            if (k < 3) unsetenv("GEMMA2_BF16_DOT"); /* the default */
+            else setenv("GEMMA2_BF16_DOT", "1", 1);
             g2_matmul_isa(G2_ISA_AVX512, &m.t, x, N, y, 2);
-            unsetenv("GEMMA2_BF16_DOT");
+            setenv("GEMMA2_BF16_DOT", "0", 1);
             int bad = 0, bad_rounded = 0;
             for (int t = 0; t < N; t++)
                 for (int r = 0; r < rows; r++) {
@@ -481,8 +483,8 @@ static void test_bf16_dot_option(void) {
                     if (fabs(y[t * rows + r] - e) > mag / 256) bad++;
                     if (fabs(y[t * rows + r] - er) > 3e-5 * mag) bad_rounded++;
                 }
-            CHECK(bad == 0 && bad_rounded == 0, "%s, %d tokens: %d off exact, %d off the rounded product",
-                  layout ? "r16" : "rows", N, bad, bad_rounded);
+            CHECK(bad == 0 && bad_rounded == 0, "%s, %s, %d tokens: %d off exact, %d off the rounded product",
+                  layout ? "r16" : "rows", k < 3 ? "default" : "GEMMA2_BF16_DOT=1", N, bad, bad_rounded);
         }
         free_matrix(&m);
     }
@@ -491,6 +493,9 @@ static void test_bf16_dot_option(void) {
 }
 
 int main(void) {
+    /* exact BF16 products (fp32 activations) for the float64 comparisons; test_bf16_dot_option
+     * covers the default vdpbf16ps path */
+    setenv("GEMMA2_BF16_DOT", "0", 1);
     RUN(test_quantizers_match_ggml);
     RUN(test_q8_0_known);
     RUN(test_round_trips);
