@@ -76,6 +76,44 @@ G2_INLINE void tile_bf16_n(const int NT, const int PF, const uint8_t *g, int64_t
     for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + (size_t)t * ldy, _mm512_add_ps(ae[t], ao[t]));
 }
 
+/* F32 and F16 (F16 = 0 / 1), NT <= 8 tokens: column c of the 16 rows is one vector (F16:
+ * vcvtph2ps of 32 bytes, exact), FMA'd with token t's broadcast activation c: exact products,
+ * fp32 sums. NA accumulators per token over consecutive columns (4 in decode, to cover the FMA
+ * latency with one token; 2 with more tokens, which are independent chains already). */
+G2_INLINE void tile_float_n(const int NT, const int PF, const int F16, const uint8_t *g, int64_t cols, const g2_act *a,
+                            int t0, float *y, size_t ldy) {
+    const int NA = NT == 1 ? 4 : 2;
+    const size_t cb = F16 ? 32 : 64; /* bytes per column */
+    const float *x[8];
+    __m512 acc[4][8];
+    G2_UNROLL8
+    for (int t = 0; t < NT; t++) {
+        x[t] = g2_act_f32(a, t0 + t);
+        for (int j = 0; j < 4; j++) acc[j][t] = _mm512_setzero_ps();
+    }
+#define R16_COLUMN(c) (F16 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(g + (size_t)(c) * cb))) \
+                           : _mm512_loadu_ps(g + (size_t)(c) * cb))
+    int64_t c = 0;
+    for (; c + 4 <= cols; c += 4) {
+        R16_PREFETCH(PF, g + (size_t)c * cb + R16_PF, (int)(4 * cb));
+        const __m512 w[4] = {R16_COLUMN(c), R16_COLUMN(c + 1), R16_COLUMN(c + 2), R16_COLUMN(c + 3)};
+        for (int j = 0; j < 4; j++)
+            G2_UNROLL8
+            for (int t = 0; t < NT; t++) acc[j % NA][t] = _mm512_fmadd_ps(w[j], _mm512_set1_ps(x[t][c + j]), acc[j % NA][t]);
+    }
+    for (; c < cols; c++) {
+        const __m512 w = R16_COLUMN(c);
+        G2_UNROLL8
+        for (int t = 0; t < NT; t++) acc[0][t] = _mm512_fmadd_ps(w, _mm512_set1_ps(x[t][c]), acc[0][t]);
+    }
+#undef R16_COLUMN
+    G2_UNROLL8
+    for (int t = 0; t < NT; t++)
+        _mm512_storeu_ps(y + (size_t)t * ldy, _mm512_add_ps(_mm512_add_ps(acc[0][t], acc[1][t]), _mm512_add_ps(acc[2][t], acc[3][t])));
+}
+#define tile_f32_n(NT, PF, ...) tile_float_n(NT, PF, 0, __VA_ARGS__)
+#define tile_f16_n(NT, PF, ...) tile_float_n(NT, PF, 1, __VA_ARGS__)
+
 /* acc += v . (activation pair p of a bf16 record, broadcast). Written in assembly for the
  * embedded broadcast ({1to16}) memory operand: GCC does not fold a broadcast into vdpbf16ps,
  * and a separate vbroadcastss per product takes a vector-pipe slot from it (327 -> 411 GFLOP/s
@@ -283,9 +321,25 @@ static void tile_bf16(const uint8_t *g, int64_t cols, const g2_act *a, int t0, i
     default: break;
     }
 }
+static void tile_f32(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
+    switch (nt) {
+        R16_CASE(tile_f32_n, 1) R16_CASE(tile_f32_n, 2) R16_CASE(tile_f32_n, 3) R16_CASE(tile_f32_n, 4)
+        R16_CASE(tile_f32_n, 5) R16_CASE(tile_f32_n, 6) R16_CASE(tile_f32_n, 7) R16_CASE(tile_f32_n, 8)
+    default: break;
+    }
+}
+static void tile_f16(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
+    switch (nt) {
+        R16_CASE(tile_f16_n, 1) R16_CASE(tile_f16_n, 2) R16_CASE(tile_f16_n, 3) R16_CASE(tile_f16_n, 4)
+        R16_CASE(tile_f16_n, 5) R16_CASE(tile_f16_n, 6) R16_CASE(tile_f16_n, 7) R16_CASE(tile_f16_n, 8)
+    default: break;
+    }
+}
 /* The activation kind each type's r16 kernels read (BF16 has a second set for G2_ACT_BF16). */
 static int r16_act(int type) {
     switch (type) {
+    case GEMMA2_TYPE_F32:
+    case GEMMA2_TYPE_F16:
     case GEMMA2_TYPE_BF16: return G2_ACT_F32;
     case GEMMA2_TYPE_Q8_0:
     case GEMMA2_TYPE_Q4_0: return G2_ACT_Q8_32;
@@ -334,6 +388,8 @@ int g2_r16_tile_avx512(int type, int act, g2_r16_tile_fn *fn) {
         return 16;
     }
     switch (type) {
+    case GEMMA2_TYPE_F32: *fn = tile_f32; return 8;
+    case GEMMA2_TYPE_F16: *fn = tile_f16; return 8;
     case GEMMA2_TYPE_BF16: *fn = tile_bf16; return 8;
     case GEMMA2_TYPE_Q4_0: *fn = tile_q4_0; return 8;
     case GEMMA2_TYPE_Q8_0: *fn = tile_q8_0; return 8;
@@ -349,6 +405,8 @@ int g2_r16_tile_avx512(int type, int act, g2_r16_tile_fn *fn) {
         (void)nt;                                                                                      \
         TILE(1, 1, g, cols, a, t0, y, ldy);                                                            \
     }
+R16_DECODE(decode_f32, tile_f32_n)
+R16_DECODE(decode_f16, tile_f16_n)
 R16_DECODE(decode_bf16, tile_bf16_n)
 R16_DECODE(decode_bf16dot, tile_bf16dot_n)
 R16_DECODE(decode_q4_0, tile_q4_0_n)
@@ -359,6 +417,8 @@ R16_DECODE(decode_q6_k, tile_q6_k_n)
 g2_r16_tile_fn g2_r16_decode_avx512(int type, int act) {
     if (act != r16_act(type)) return type == GEMMA2_TYPE_BF16 && act == G2_ACT_BF16 ? decode_bf16dot : NULL;
     switch (type) {
+    case GEMMA2_TYPE_F32: return decode_f32;
+    case GEMMA2_TYPE_F16: return decode_f16;
     case GEMMA2_TYPE_BF16: return decode_bf16;
     case GEMMA2_TYPE_Q4_0: return decode_q4_0;
     case GEMMA2_TYPE_Q8_0: return decode_q8_0;

@@ -11,6 +11,8 @@
 int g2_r16_supported(int type, int64_t rows, int64_t cols) {
     if (rows <= 0 || rows % G2_R16 || cols <= 0) return 0;
     switch (type) {
+    case GEMMA2_TYPE_F32:
+    case GEMMA2_TYPE_F16: return 1;
     case GEMMA2_TYPE_BF16: return cols % 2 == 0;
     case GEMMA2_TYPE_Q8_0:
     case GEMMA2_TYPE_Q4_0: return cols % 32 == 0;
@@ -167,6 +169,17 @@ static void q4k_block(int to_r16, uint8_t *plain, size_t row_bytes, int64_t sb, 
 
 static void group(int to_r16, int type, int64_t cols, uint8_t *plain, size_t row_bytes, uint8_t *g) {
     switch (type) {
+    case GEMMA2_TYPE_F32:
+    case GEMMA2_TYPE_F16: { /* column c of the 16 rows, one element each, then column c + 1 */
+        const size_t es = type == GEMMA2_TYPE_F32 ? 4 : 2;
+        for (int64_t c = 0; c < cols; c++)
+            for (int r = 0; r < G2_R16; r++) {
+                uint8_t *e = plain + (size_t)r * row_bytes + (size_t)c * es, *v = g + ((size_t)c * G2_R16 + (size_t)r) * es;
+                if (to_r16) memcpy(v, e, es);
+                else memcpy(e, v, es);
+            }
+        break;
+    }
     case GEMMA2_TYPE_BF16:
         for (int64_t p = 0; p < cols / 2; p++)
             for (int r = 0; r < G2_R16; r++) {

@@ -11,6 +11,7 @@
  * register.
  *
  * Layouts of one group (16 rows, the same bytes as the 16 rows stored plainly):
+ *  - F32, F16: for each column c: the 16 rows' elements of column c (64 or 32 bytes).
  *  - BF16: for each pair of columns p: 16 x 4 bytes, row r's elements 2p and 2p+1 at 4r.
  *  - Q4_0: for each block b of 32 columns: the 16 rows' fp16 scales (32 bytes), then 4 vectors
  *    of 64 bytes; in vector j, byte 4r+i holds row r's quant of element 8j+i (low nibble) and

@@ -49,7 +49,7 @@ for t in q8_0:Q8_0 q4_0:Q4_0 q4_k_m:Q4_K_M q6_k:Q6_K bf16:BF16 f16:F16; do
     fi
 done
 
-# weights copied into memory (--load-mode read): BF16, Q8_0 and Q4_0 matrices are repacked into
+# weights copied into memory (--load-mode read): F16, BF16, Q8_0 and Q4_0 matrices are repacked into
 # the r16 layout there (src/kernels/repack.h) and run the r16 kernels, which add in another order
 # than the plain AVX-512 kernels but in the scalar path's (integer sums per block, then the
 # scale): compared with the scalar path, as one batch and one token at a time, within 1e-5
@@ -59,7 +59,7 @@ done
 # Q4_0 decode), so 4e-2 as for the other quantized comparisons of this file. The inputs are
 # fixed, so each is deterministic. BF16 with exact products (GEMMA2_BF16_DOT=0): the default
 # vdpbf16ps path rounds the activations (test_kernels: test_bf16_dot_option).
-for ty in bf16 q8_0 q4_0; do
+for ty in f16 bf16 q8_0 q4_0; do
     for mode in batch decode; do
         dec=$([ $mode = decode ] && echo --decode || true)
         tol=$([ $ty$mode = q4_0batch ] || [ $ty = q8_0 ] && echo 4e-2 || echo 1e-5)

@@ -352,11 +352,12 @@ static void test_row_access(void) {
  * back the same, and products on every ISA, decode (the r16 kernels) and prefill (unpacked
  * blocks), meet the same float64 tolerances as the plain layout. */
 static void test_r16_layout(void) {
-    static const int rt[] = {GEMMA2_TYPE_BF16, GEMMA2_TYPE_Q8_0, GEMMA2_TYPE_Q4_0, GEMMA2_TYPE_Q4_K, GEMMA2_TYPE_Q6_K};
+    static const int rt[] = {GEMMA2_TYPE_F32, GEMMA2_TYPE_F16, GEMMA2_TYPE_BF16, GEMMA2_TYPE_Q8_0, GEMMA2_TYPE_Q4_0, GEMMA2_TYPE_Q4_K, GEMMA2_TYPE_Q6_K};
     enum { NRT = sizeof rt / sizeof rt[0] };
     CHECK(!g2_r16_supported(GEMMA2_TYPE_BF16, 40, 64) && !g2_r16_supported(GEMMA2_TYPE_BF16, 32, 63) &&
           g2_r16_supported(GEMMA2_TYPE_Q8_0, 32, 256) && !g2_r16_supported(GEMMA2_TYPE_Q8_0, 32, 48) &&
-          !g2_r16_supported(GEMMA2_TYPE_F16, 32, 256) && g2_r16_supported(GEMMA2_TYPE_Q4_0, 32, 256) &&
+          g2_r16_supported(GEMMA2_TYPE_F16, 32, 255) && !g2_r16_supported(GEMMA2_TYPE_F32, 24, 256) &&
+          g2_r16_supported(GEMMA2_TYPE_Q4_0, 32, 256) &&
           !g2_r16_supported(GEMMA2_TYPE_Q4_K, 32, 32) && g2_r16_supported(GEMMA2_TYPE_Q6_K, 32, 256));
     for (int i = 0; i < NRT; i++) {
         test_matrix m = make_matrix_random_bytes(rt[i], 48, 256, 5);
@@ -384,12 +385,20 @@ static void test_r16_layout(void) {
     };
     for (int isa = G2_ISA_SCALAR; isa <= G2_ISA_AVX512; isa++) {
         if (!g2_isa_available((g2_isa)isa)) continue;
-        for (int i = 0; i < NRT; i++)
+        for (int i = 0; i < NRT; i++) {
+            /* random bytes test the quantized blocks' bit patterns; as floats they hold NaNs */
+            const int is_float = rt[i] == GEMMA2_TYPE_F32 || rt[i] == GEMMA2_TYPE_F16;
             for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++)
-                for (int rnd = 0; rnd < 2; rnd++)
+                for (int rnd = 0; rnd < 2 - is_float; rnd++)
                     CHECK(check_case_r((g2_isa)isa, rt[i], shapes[k].rows, shapes[k].cols, shapes[k].n, shapes[k].threads,
                                        rnd, 1) == 0,
                           "%s %s r16 shape %zu random_bytes %d", g2_isa_name((g2_isa)isa), gemma2_type_name(rt[i]), k, rnd);
+            /* F32 and F16 take any row length: the column tail after the 4-column steps */
+            for (int cols = 253; is_float && cols <= 255; cols++)
+                for (int n = 1; n <= 5; n += 4)
+                    CHECK(check_case_r((g2_isa)isa, rt[i], 32, cols, n, 2, 0, 1) == 0, "%s %s r16 %d cols, %d tokens",
+                          g2_isa_name((g2_isa)isa), gemma2_type_name(rt[i]), cols, n);
+        }
     }
 }
 

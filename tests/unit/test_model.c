@@ -133,8 +133,10 @@ static void test_pieces_and_ring(void) {
     free_fixture(&f);
 }
 
-/* Load modes: NULL options map the files; AUTO reads a model this small into memory (READ);
- * both give the same logits bit for bit (tiny-a is F32: nothing to repack, same kernels). */
+/* Load modes: NULL options map the files; AUTO reads a model this small into memory (READ) and
+ * repacks its F32 matrices into the r16 layout (kernels/repack.h): the same products summed in
+ * another order, so the logits agree to fp32 rounding (1e-5 of the largest; a wrong column or
+ * row in the layout gives differences of order 1). */
 static void test_load_modes(void) {
     char dir[512];
     snprintf(dir, sizeof dir, "%s/torchref/tiny-a", harness_shared_dir());
@@ -148,7 +150,7 @@ static void test_load_modes(void) {
     gemma2_model_get_stats(mm, &sm);
     gemma2_model_get_stats(ma, &sa);
     CHECK(sm.load_mode == GEMMA2_LOAD_MMAP && sa.load_mode == GEMMA2_LOAD_READ, "%d %d", sm.load_mode, sa.load_mode);
-    CHECK(sm.n_repacked == 0 && sa.n_repacked == 0);
+    CHECK(sm.n_repacked == 0 && sa.n_repacked > 0, "%d %d", sm.n_repacked, sa.n_repacked);
     const int32_t ids[] = {2, 5, 9, 1, 7};
     gemma2_context *cm, *ca;
     gemma2_context_options co = gemma2_context_default_options();
@@ -156,7 +158,10 @@ static void test_load_modes(void) {
     CHECK(gemma2_context_create(mm, &co, &cm, &err) == GEMMA2_OK && gemma2_context_create(ma, &co, &ca, &err) == GEMMA2_OK);
     CHECK(gemma2_eval(cm, ids, 5, NULL, &err) == GEMMA2_OK && gemma2_eval(ca, ids, 5, NULL, &err) == GEMMA2_OK);
     const int V = gemma2_model_config(mm)->vocab_size;
-    CHECK(!memcmp(gemma2_last_logits(cm), gemma2_last_logits(ca), sizeof(float) * (size_t)V));
+    const float *lm = gemma2_last_logits(cm), *la = gemma2_last_logits(ca);
+    float md = 0, mx = 0;
+    for (int i = 0; i < V; i++) md = fmaxf(md, fabsf(lm[i] - la[i])), mx = fmaxf(mx, fabsf(lm[i]));
+    CHECK(md <= 1e-5f * mx, "mmap vs read: max |diff| %.3g of %.3g", md, mx);
     gemma2_context_free(cm);
     gemma2_context_free(ca);
     gemma2_model_close(mm);
