@@ -89,6 +89,7 @@ G2_INLINE void tile_float_n(const int NT, const int PF, const int F16, const uin
     G2_UNROLL8
     for (int t = 0; t < NT; t++) {
         x[t] = g2_act_f32(a, t0 + t);
+        G2_UNROLL
         for (int j = 0; j < 4; j++) acc[j][t] = _mm512_setzero_ps();
     }
 #define R16_COLUMN(c) (F16 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(g + (size_t)(c) * cb))) \
@@ -97,6 +98,7 @@ G2_INLINE void tile_float_n(const int NT, const int PF, const int F16, const uin
     for (; c + 4 <= cols; c += 4) {
         R16_PREFETCH(PF, g + (size_t)c * cb + R16_PF, (int)(4 * cb));
         const __m512 w[4] = {R16_COLUMN(c), R16_COLUMN(c + 1), R16_COLUMN(c + 2), R16_COLUMN(c + 3)};
+        G2_UNROLL
         for (int j = 0; j < 4; j++)
             G2_UNROLL8
             for (int t = 0; t < NT; t++) acc[j % NA][t] = _mm512_fmadd_ps(w[j], _mm512_set1_ps(x[t][c + j]), acc[j % NA][t]);
