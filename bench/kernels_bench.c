@@ -98,7 +98,11 @@ __attribute__((target("avx2"))) static double read_bandwidth(int threads, int re
 
 int main(int argc, char **argv) {
     const int threads = argc > 1 ? atoi(argv[1]) : 2;
-    const int reps = argc > 2 ? atoi(argv[2]) : 5;
+    int reps = argc > 2 ? atoi(argv[2]) : 5;
+    if (reps < 1 || reps > 16) { /* the timing arrays below hold 16 */
+        fprintf(stderr, "kernels_bench: REPS must be 1 to 16 (got %s)\n", argv[2]);
+        return 2;
+    }
     const int64_t rows = argc > 3 ? atoll(argv[3]) : 9216, cols = argc > 4 ? atoll(argv[4]) : 2304;
     enum { NMAT = 8, NTOK = 512 };
     printf("kernels_bench: isa=%s threads=%d reps=%d rows=%lld cols=%lld bf16_dot=%s\n", g2_isa_name(g2_isa_active()),

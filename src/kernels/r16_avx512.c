@@ -316,26 +316,23 @@ G2_INLINE void tile_q6_k_n(const int NT, const int PF, const uint8_t *g, int64_t
 }
 
 #define R16_CASE(F, N) case N: F(N, 0, g, cols, a, t0, y, ldy); break;
-static void tile_bf16(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
-    switch (nt) {
-        R16_CASE(tile_bf16_n, 1) R16_CASE(tile_bf16_n, 2) R16_CASE(tile_bf16_n, 3) R16_CASE(tile_bf16_n, 4)
-        R16_CASE(tile_bf16_n, 5) R16_CASE(tile_bf16_n, 6) R16_CASE(tile_bf16_n, 7) R16_CASE(tile_bf16_n, 8)
-    default: break;
+#define R16_SWITCH4(F)                                                                                        \
+    switch (nt) {                                                                                             \
+        R16_CASE(F, 1) R16_CASE(F, 2) R16_CASE(F, 3) R16_CASE(F, 4) default : break;                           \
     }
-}
+#define R16_SWITCH8(F)                                                                                        \
+    switch (nt) {                                                                                             \
+        R16_CASE(F, 1) R16_CASE(F, 2) R16_CASE(F, 3) R16_CASE(F, 4) R16_CASE(F, 5) R16_CASE(F, 6) R16_CASE(F, 7) \
+        R16_CASE(F, 8) default : break;                                                                       \
+    }
 static void tile_f32(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
-    switch (nt) {
-        R16_CASE(tile_f32_n, 1) R16_CASE(tile_f32_n, 2) R16_CASE(tile_f32_n, 3) R16_CASE(tile_f32_n, 4)
-        R16_CASE(tile_f32_n, 5) R16_CASE(tile_f32_n, 6) R16_CASE(tile_f32_n, 7) R16_CASE(tile_f32_n, 8)
-    default: break;
-    }
+    R16_SWITCH8(tile_f32_n)
 }
 static void tile_f16(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
-    switch (nt) {
-        R16_CASE(tile_f16_n, 1) R16_CASE(tile_f16_n, 2) R16_CASE(tile_f16_n, 3) R16_CASE(tile_f16_n, 4)
-        R16_CASE(tile_f16_n, 5) R16_CASE(tile_f16_n, 6) R16_CASE(tile_f16_n, 7) R16_CASE(tile_f16_n, 8)
-    default: break;
-    }
+    R16_SWITCH8(tile_f16_n)
+}
+static void tile_bf16(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
+    R16_SWITCH8(tile_bf16_n)
 }
 /* The activation kind each type's r16 kernels read (BF16 has a second set for G2_ACT_BF16). */
 static int r16_act(int type) {
@@ -358,23 +355,11 @@ static void tile_bf16dot(const uint8_t *g, int64_t cols, const g2_act *a, int t0
     default: break;
     }
 }
-#define R16_SWITCH4(F)                                                                                        \
-    switch (nt) {                                                                                             \
-        R16_CASE(F, 1) R16_CASE(F, 2) R16_CASE(F, 3) R16_CASE(F, 4) default : break;                           \
-    }
 static void tile_q4_0(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
-    switch (nt) {
-        R16_CASE(tile_q4_0_n, 1) R16_CASE(tile_q4_0_n, 2) R16_CASE(tile_q4_0_n, 3) R16_CASE(tile_q4_0_n, 4)
-        R16_CASE(tile_q4_0_n, 5) R16_CASE(tile_q4_0_n, 6) R16_CASE(tile_q4_0_n, 7) R16_CASE(tile_q4_0_n, 8)
-    default: break;
-    }
+    R16_SWITCH8(tile_q4_0_n)
 }
 static void tile_q8_0(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
-    switch (nt) {
-        R16_CASE(tile_q8_0_n, 1) R16_CASE(tile_q8_0_n, 2) R16_CASE(tile_q8_0_n, 3) R16_CASE(tile_q8_0_n, 4)
-        R16_CASE(tile_q8_0_n, 5) R16_CASE(tile_q8_0_n, 6) R16_CASE(tile_q8_0_n, 7) R16_CASE(tile_q8_0_n, 8)
-    default: break;
-    }
+    R16_SWITCH8(tile_q8_0_n)
 }
 static void tile_q4_k(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
     R16_SWITCH4(tile_q4_k_n)
