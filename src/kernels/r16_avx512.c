@@ -325,15 +325,18 @@ G2_INLINE void tile_q6_k_n(const int NT, const int PF, const uint8_t *g, int64_t
         R16_CASE(F, 1) R16_CASE(F, 2) R16_CASE(F, 3) R16_CASE(F, 4) R16_CASE(F, 5) R16_CASE(F, 6) R16_CASE(F, 7) \
         R16_CASE(F, 8) default : break;                                                                       \
     }
-static void tile_f32(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
-    R16_SWITCH8(tile_f32_n)
-}
-static void tile_f16(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
-    R16_SWITCH8(tile_f16_n)
-}
-static void tile_bf16(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
-    R16_SWITCH8(tile_bf16_n)
-}
+/* A prefill entry point: the template's instance for nt tokens (SWITCH: up to 4 or 8). */
+#define R16_TILE(NAME, SWITCH, TEMPLATE)                                                                \
+    static void NAME(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) { \
+        SWITCH(TEMPLATE)                                                                               \
+    }
+R16_TILE(tile_f32, R16_SWITCH8, tile_f32_n)
+R16_TILE(tile_f16, R16_SWITCH8, tile_f16_n)
+R16_TILE(tile_bf16, R16_SWITCH8, tile_bf16_n)
+R16_TILE(tile_q4_0, R16_SWITCH8, tile_q4_0_n)
+R16_TILE(tile_q8_0, R16_SWITCH8, tile_q8_0_n)
+R16_TILE(tile_q4_k, R16_SWITCH4, tile_q4_k_n)
+R16_TILE(tile_q6_k, R16_SWITCH4, tile_q6_k_n)
 /* The activation kind each type's r16 kernels read (BF16 has a second set for G2_ACT_BF16). */
 static int r16_act(int type) {
     switch (type) {
@@ -354,18 +357,6 @@ static void tile_bf16dot(const uint8_t *g, int64_t cols, const g2_act *a, int t0
         R16_CASE(tile_bf16dot_n, 13) R16_CASE(tile_bf16dot_n, 14) R16_CASE(tile_bf16dot_n, 15) R16_CASE(tile_bf16dot_n, 16)
     default: break;
     }
-}
-static void tile_q4_0(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
-    R16_SWITCH8(tile_q4_0_n)
-}
-static void tile_q8_0(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
-    R16_SWITCH8(tile_q8_0_n)
-}
-static void tile_q4_k(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
-    R16_SWITCH4(tile_q4_k_n)
-}
-static void tile_q6_k(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
-    R16_SWITCH4(tile_q6_k_n)
 }
 
 int g2_r16_tile_avx512(int type, int act, g2_r16_tile_fn *fn) {
