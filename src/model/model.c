@@ -49,10 +49,11 @@ static g2_mapped_file *file_at(gemma2_model *m, int i) {
     return m->format == GEMMA2_FORMAT_GGUF ? &m->gguf.file : &m->hf.shards[i].file;
 }
 
-/* In read mode the weights are the process's own memory: the matrices are repacked in place
- * into the r16 layout (kernels/repack.h) where their type and shape allow it. That includes the
- * token embedding, the output head of every token; looking up a token's row then unpacks its
- * group of 16 (g2_tensor_row_f32), a few microseconds per token. */
+/* In read mode the weights are the process's own memory: on AVX-512 (the r16 kernels'
+ * instruction set, g2_r16_kernels_available) the matrices are repacked in place into the r16
+ * layout (kernels/repack.h) where their type and shape allow it. That includes the token
+ * embedding, the output head of every token; looking up a token's row then unpacks its group
+ * of 16 (g2_tensor_row_f32), a few microseconds per token. */
 static gemma2_status repack_weights(gemma2_model *m, gemma2_error *err) {
     for (int i = 0; i < n_files(m); i++)
         if (g2_mapped_file_set_writable(file_at(m, i), 1))
@@ -91,7 +92,7 @@ gemma2_status gemma2_model_open(const char *path, const gemma2_model_options *op
     if (!s && mode == GEMMA2_LOAD_READ)
         for (int i = 0; !s && i < n_files(m); i++) s = g2_mapped_file_to_memory(file_at(m, i), err);
     if (!s) s = g2_model_bind_weights(m, err);
-    if (!s && mode == GEMMA2_LOAD_READ) s = repack_weights(m, err);
+    if (!s && mode == GEMMA2_LOAD_READ && g2_r16_kernels_available()) s = repack_weights(m, err);
     if (s) {
         gemma2_model_close(m);
         return s;
