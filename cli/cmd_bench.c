@@ -235,9 +235,9 @@ int g2_cmd_bench(int argc, char **argv) {
     make_ids(ids, (int)need, cfg->vocab_size, (uint64_t)seed);
     gemma2_model_stats st;
     gemma2_model_get_stats(m, &st);
-    printf("# gemma2 %s model=%s params=%lld model_bytes=%zu file_bytes=%zu load=%s repacked=%d huge_page_bytes=%ld "
-           "load_s=%.2f ctx=%ld kv_bytes=%zu kv_bytes_no_ring=%zu\n",
-           GEMMA2_VERSION, path, (long long)st.n_params, st.weight_bytes, st.file_bytes,
+    printf("# gemma2 %s model=%s params=%lld model_bytes=%zu file_bytes=%zu kernels=%s load=%s repacked=%d "
+           "huge_page_bytes=%ld load_s=%.2f ctx=%ld kv_bytes=%zu kv_bytes_no_ring=%zu\n",
+           GEMMA2_VERSION, path, (long long)st.n_params, st.weight_bytes, st.file_bytes, gemma2_kernels_in_use(),
            st.load_mode == GEMMA2_LOAD_READ ? "read" : "mmap", st.n_repacked, huge_page_bytes(), t_load, n_ctx,
            gemma2_kv_cache_bytes(cfg, (int)n_ctx),
            gemma2_kv_cache_bytes(&(gemma2_config){.num_layers = cfg->num_layers, .num_kv_heads = cfg->num_kv_heads,

@@ -148,6 +148,10 @@ typedef enum {
 } gemma2_weight_type;
 #define GEMMA2_TYPE_COUNT 31
 const char *gemma2_type_name(int type); /* "F32", "BF16", ...; "?" for unknown */
+/* The kernels products use now, for logs and benchmarks: "avx512", "avx2" or "scalar" (the best
+ * the CPU runs, or GEMMA2_ISA), with "+bf16dot" when BF16 weights multiply bf16-rounded
+ * activations (AVX512-BF16 CPUs unless GEMMA2_BF16_DOT=0). A string literal. */
+const char *gemma2_kernels_in_use(void);
 
 void gemma2_model_get_stats(const gemma2_model *m, gemma2_model_stats *out);
 

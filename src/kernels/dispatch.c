@@ -60,6 +60,12 @@ static int bf16_dot_requested(void) {
 #endif
 }
 
+const char *gemma2_kernels_in_use(void) {
+    const g2_isa isa = g2_isa_active();
+    if (isa == G2_ISA_AVX512 && bf16_dot_requested()) return "avx512+bf16dot";
+    return g2_isa_name(isa);
+}
+
 int g2_kernel_for(g2_isa isa, int type, g2_kernel *k) {
     if (isa >= G2_ISA_AVX512 && g2_isa_available(G2_ISA_AVX512) && g2_kernel_avx512(type, bf16_dot_requested(), k))
         return 1;
