@@ -6,10 +6,12 @@
 #   TYPES="bf16 q8_0" LOAD=mmap bench/compare_llama.sh      (a subset; our weights mapped)
 #   APPEND=1 bench/compare_llama.sh bench/out 1             (one more round, table over all)
 #   PP=0 TG=32 DEPTH=2048 LOAD=read bench/compare_llama.sh  (decode after 2048 tokens of context)
+#   SHAPE=9b TYPES=q4_0 bench/compare_llama.sh bench/out 1    (the 9B shape: files g9b-*.gguf)
 #   GEMMA2_BF16_DOT=0 TYPES=bf16 LOAD=read bench/compare_llama.sh   (ours with exact BF16 products)
 #
-# Files: a random Gemma 2 of the 2B shape from the oracle's make_gguf.py (BF16), quantized by
-# `gemma2 quantize` (byte-identical to llama_quantize's output, see tests/cli/quantize.sh).
+# Files: a random Gemma 2 of the 2B shape (SHAPE=9b / 27b: those presets) from the oracle's
+# make_gguf.py (BF16), quantized by `gemma2 quantize` (byte-identical to llama_quantize's
+# output, see tests/cli/quantize.sh).
 # Ours runs with --load-mode $LOAD (default auto: here, read: weights copied onto huge pages and
 # repacked); llama.cpp runs in both of its loading modes, mmap and none (read into memory), and
 # the ratio is against the faster of the two for each test. llama.cpp runs with its defaults
@@ -28,14 +30,16 @@ T=${THREADS:-2}
 PP=${PP:-512}
 TG=${TG:-128}
 DEPTH=${DEPTH:-0}
+SHAPE=${SHAPE:-2b}   # make_gguf.py's preset gemma2-$SHAPE; files $W/g$SHAPE-TYPE.gguf
 SHARED=${GEMMA2_SHARED:-../shared}
 PY=${PYTHON:-/usr/bin/python3}
 LB=${ORACLE_DIR:?set ORACLE_DIR (../shared/oracle/setup.sh)}/bin/llama_bench
 mkdir -p "$W"
 make -s gemma2
-[ -f "$W/g2b-bf16.gguf" ] || "$PY" "$SHARED/oracle/make_gguf.py" "$W/g2b-bf16.gguf" --preset gemma2-2b --dtype bf16 --seed 0
+G=$W/g$SHAPE
+[ -f "$G-bf16.gguf" ] || "$PY" "$SHARED/oracle/make_gguf.py" "$G-bf16.gguf" --preset "gemma2-$SHAPE" --dtype bf16 --seed 0
 for t in $TYPES; do
-    [ "$t" = bf16 ] || [ -f "$W/g2b-$t.gguf" ] || ./gemma2 quantize "$W/g2b-bf16.gguf" "$W/g2b-$t.gguf" --type "$t" -q -t "$T"
+    [ "$t" = bf16 ] || [ -f "$G-$t.gguf" ] || ./gemma2 quantize "$G-bf16.gguf" "$G-$t.gguf" --type "$t" -q -t "$T"
 done
 bw=$(bash bench/kernels_bench.sh "$T" 3 2>/dev/null | sed -n 's/^memory read bandwidth.*best \([0-9.]*\) GB\/s.*/\1/p')
 echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $T threads, load=$LOAD, read bandwidth ${bw:-?} GB/s, pp$PP tg$TG depth $DEPTH, GEMMA2_BF16_DOT=${GEMMA2_BF16_DOT:-default}"
@@ -43,7 +47,7 @@ log=${LOG:-$W/compare_$LOAD.log}   # LOG=...: keep variants (depth, BF16_DOT) ap
 [ "${APPEND:-0}" = 1 ] || : > "$log"   # APPEND=1: add rounds to the previous run's log
 for r in $(seq "$ROUNDS"); do
     for t in $TYPES; do
-        f=$W/g2b-$t.gguf
+        f=$G-$t.gguf
         ./gemma2 bench -m "$f" -p "$PP" -n "$TG" -d "$DEPTH" -r 3 -t "$T" --load-mode "$LOAD" | sed "s/^/ours $t /" >> "$log"
         for lm in mmap none; do
             "$LB" "$f" --prompt "$PP" --gen "$TG" --depth "$DEPTH" --reps 3 --threads "$T" --load-mode "$lm" 2>/dev/null |
