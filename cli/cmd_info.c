@@ -75,6 +75,7 @@ int g2_cmd_info(int argc, char **argv) {
     printf("KV cache (%ld positions): %zu bytes (%.1f MB; %.1f MB without the sliding-window ring)\n", n_ctx, kv,
            (double)kv / 1e6, (double)gemma2_kv_cache_bytes(&all_global, (int)n_ctx) / 1e6);
     printf("memory (weights mapped + KV cache): %.2f GB\n", (double)(st.weight_bytes + kv) / 1e9);
+    printf("kernels on this CPU:     %s\n", gemma2_kernels_in_use());
     gemma2_model_close(m);
     return 0;
 }

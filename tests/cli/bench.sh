@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # bench.sh - `gemma2 bench` (a benchmark tool, so no speed is asserted here): its lines have the
 # form of the oracle's llama_bench (`ppN t/s=... min=... max=... reps=R samples=...`, `tgN ...`)
-# with min <= median <= max and R samples, the header names the kernels in use and the load mode
-# applied, the decode line reports weight traffic; bad options and files fail cleanly.
+# with min <= median <= max and R samples, the header names the kernels in use (as `gemma2 info`
+# does) and the load mode applied, the decode line reports weight traffic; bad options and files
+# fail cleanly.
 set -u
 source tests/cli/gen_lib.inc
 D=tests/generated/bench
@@ -37,6 +38,10 @@ PYEOF
 # GEMMA2_BF16_DOT=0 and GEMMA2_ISA name what runs
 k=$(GEMMA2_BF16_DOT=0 GEMMA2_ISA=scalar "$BIN" bench -m "$M" -p 0 -n 1 -r 1 $T1 2> /dev/null | grep -o 'kernels=[^ ]*')
 [ "$k" = kernels=scalar ] && ok "bench header: $k under GEMMA2_ISA=scalar" || bad "bench header under GEMMA2_ISA=scalar: '$k'"
+# `gemma2 info` names the same kernels as the bench header
+ki=$("$BIN" info -m "$M" | sed -n 's/^kernels on this CPU: *//p')
+kb=$(grep -o 'kernels=[^ ]*' "$D/out.txt" | cut -d= -f2)
+[ -n "$ki" ] && [ "$ki" = "$kb" ] && ok "info: kernels $ki, as bench" || bad "info kernels '$ki' vs bench '$kb'"
 
 expect_fail "bench: no model" "-m MODEL is required" "$BIN" bench -p 8
 expect_fail "bench: missing file" "$D/none.gguf" "$BIN" bench -m "$D/none.gguf"
