@@ -11,9 +11,11 @@
 # quantize`, byte-identical to llama_quantize's). Each engine evaluates every file on the same
 # ids as one batch (ours: `gemma2 logits`; llama.cpp: the oracle's llama_logits with an f32 KV
 # cache like ours); then, per engine, the mean over positions of KL(P_bf16 || P_quant) in nats
-# and the share of positions whose most likely token is the same as BF16's. Our
-# `gemma2 perplexity --kl-divergence` computes the same quantity over the scored half of each
-# chunk; the table uses every position of both engines' logits so that they are compared alike.
+# and the share of positions whose most likely token is the same as BF16's. A last line gives
+# the same two figures for each engine's BF16 logits against ours with exact products
+# (GEMMA2_BF16_DOT=0). Our `gemma2 perplexity --kl-divergence` computes the same quantity over
+# the scored half of each chunk; the table uses every position of both engines' logits so that
+# they are compared alike.
 set -eu
 cd "$(dirname "$0")/.."
 W=${1:-bench/out}
@@ -31,6 +33,8 @@ for t in bf16 $TYPES; do
 done
 ./gemma2 tokenize -t "$SHARED/tokenizer/gemma_tokenizer.model" --file "$SHARED/data/eval/wikitext-2-raw/wiki.test.raw" --bos \
     | tr -d '[]' | tr ',' '\n' | head -n "$N" | tr '\n' ' ' > "$D/ids.txt"
+# our BF16 file with exact products too: the reference for the default's bf16-rounded activations
+GEMMA2_BF16_DOT=0 ./gemma2 logits -m "$W/g2b-bf16.gguf" --ids-file "$D/ids.txt" -o "$D/ours-bf16-exact.f32" -t "$T"
 for t in bf16 $TYPES; do
     ./gemma2 logits -m "$W/g2b-$t.gguf" --ids-file "$D/ids.txt" -o "$D/ours-$t.f32" -t "$T"
     "$LL" "$W/g2b-$t.gguf" "$D/ids.txt" "$D/llama-$t.f32" --threads "$T" --kv-type f32 > /dev/null 2>&1
@@ -57,4 +61,11 @@ for t in types:
         r[w] = (kl.mean(), top)
     print("%-8s %12.6f %12.6f %7.3f %10.1f%% %10.1f%%" % (t, r["ours"][0], r["llama"][0], r["ours"][0] / r["llama"][0],
                                                        100 * r["ours"][1], 100 * r["llama"][1]))
+# each engine's BF16 logits against ours with exact products (GEMMA2_BF16_DOT=0): what rounding
+# the activations of BF16 products to bf16 costs (both engines do by default on AVX512-BF16)
+ex = logp("%s/ours-bf16-exact.f32" % d)
+kl = {w: (np.exp(ex) * (ex - base[w])).sum(axis=1).mean() for w in base}
+top = {w: (ex.argmax(axis=1) == base[w].argmax(axis=1)).mean() for w in base}
+print("bf16 vs exact products: KL ours %.3g, llama %.3g; top-1 ours %.1f%%, llama %.1f%%"
+      % (kl["ours"], kl["llama"], 100 * top["ours"], 100 * top["llama"]))
 PY

@@ -58,14 +58,15 @@ void g2_r16_unpack_group(int type, int64_t cols, const uint8_t *src, uint8_t *ds
 int g2_tensor_repack_r16(g2_tensor *t, int n_threads);
 
 /* Kernels on r16 groups (AVX-512): y[t * ldy + r] for r < 16, t < nt, tokens t0.. of the
- * activations a (kernels_impl.h: fp32 for BF16, G2_ACT_Q8_32 for Q8_0 and Q4_0, G2_ACT_Q8_256
- * for Q4_K / Q6_K). */
+ * activations a (kernels_impl.h: fp32 for F32, F16 and BF16, or bf16 for BF16; G2_ACT_Q8_32
+ * for Q8_0 and Q4_0; G2_ACT_Q8_256 for Q4_K / Q6_K). */
 struct g2_act_rec; /* g2_act, kernels_impl.h */
 typedef void (*g2_r16_tile_fn)(const uint8_t *group, int64_t cols, const struct g2_act_rec *a, int t0, int nt, float *y,
                                size_t ldy);
-/* Prefill on activations of kind `act` (g2_act_kind: for BF16, G2_ACT_BF16 on AVX512-BF16
- * CPUs or G2_ACT_F32 with GEMMA2_BF16_DOT=0; G2_ACT_Q8_32 for Q8_0, Q4_0; G2_ACT_Q8_256 for Q4_K, Q6_K): nt up
- * to the returned maximum; returns 0 (and leaves fn) when there is no kernel for the pair. */
+/* Prefill on activations of kind `act` (g2_act_kind: G2_ACT_F32 for F32 and F16; for BF16,
+ * G2_ACT_BF16 on AVX512-BF16 CPUs or G2_ACT_F32 with GEMMA2_BF16_DOT=0; G2_ACT_Q8_32 for Q8_0,
+ * Q4_0; G2_ACT_Q8_256 for Q4_K, Q6_K): nt up to the returned maximum; returns 0 (and leaves fn)
+ * when there is no kernel for the pair. */
 int g2_r16_tile_avx512(int type, int act, g2_r16_tile_fn *fn);
 /* Decode: nt = 1, streaming the group with software prefetch; NULL when there is no kernel. */
 g2_r16_tile_fn g2_r16_decode_avx512(int type, int act);

@@ -48,5 +48,5 @@ expect_fail "bench: missing file" "$D/none.gguf" "$BIN" bench -m "$D/none.gguf"
 expect_fail "bench: -r 0" "-r must be an integer >= 1" "$BIN" bench -m "$M" -r 0
 expect_fail "bench: -p not a number" "-p must be an integer" "$BIN" bench -m "$M" -p x
 expect_fail "bench: unknown option" "unknown option '--nope'" "$BIN" bench -m "$M" --nope
-expect_fail "bench: context too small" "need" "$BIN" bench -m "$M" -p 64 -n 0 --ctx 16
+expect_fail "bench: context too small" "the tests need 64 positions" "$BIN" bench -m "$M" -p 64 -n 0 --ctx 16
 [ $fails -eq 0 ]

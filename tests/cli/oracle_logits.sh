@@ -41,11 +41,9 @@ while IFS='|' read -r name opts ntok ltol; do
     fi
     vocab=$("$PY" -c "import json;print(json.load(open('$m.hf/config.json'))['vocab_size'])")
     "$PY" -c "import random; r=random.Random(7); print(' '.join(['2']+[str(r.randrange($vocab)) for _ in range($ntok-1)]))" > "$m.ids"
-    export GEMMA2_BF16_DOT=0
-    "$BIN" logits -m "$m.gguf" --ids-file "$m.ids" -o "$m.gguf.f32" || { bad "$name: logits gguf"; continue; }
-    "$BIN" logits -m "$m.hf" --ids-file "$m.ids" -o "$m.hf.f32" || { bad "$name: logits hf"; continue; }
-    "$BIN" logits -m "$m.gguf" --ids-file "$m.ids" -o "$m.dec.f32" --decode || { bad "$name: logits --decode"; continue; }
-    unset GEMMA2_BF16_DOT
+    GEMMA2_BF16_DOT=0 "$BIN" logits -m "$m.gguf" --ids-file "$m.ids" -o "$m.gguf.f32" || { bad "$name: logits gguf"; continue; }
+    GEMMA2_BF16_DOT=0 "$BIN" logits -m "$m.hf" --ids-file "$m.ids" -o "$m.hf.f32" || { bad "$name: logits hf"; continue; }
+    GEMMA2_BF16_DOT=0 "$BIN" logits -m "$m.gguf" --ids-file "$m.ids" -o "$m.dec.f32" --decode || { bad "$name: logits --decode"; continue; }
     "$BIN" logits -m "$m.gguf" --ids-file "$m.ids" -o "$m.def.f32" || { bad "$name: logits (default)"; continue; }
     if cmp -s "$m.gguf.f32" "$m.hf.f32"; then ok "$name: gguf == hf bitwise"; else bad "$name: gguf and hf logits differ"; fi
     if "$PY" "$O/compare.py" "$m.dec.f32" "$m.gguf.f32" --vocab "$vocab" --max-rel 1e-5 --min-argmax 1 > "$m.cmp_dec.txt"; then
