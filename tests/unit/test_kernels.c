@@ -431,6 +431,41 @@ static void test_matmul_many(void) {
         }
 }
 
+/* Decode (one token, several threads) hands out chunks of ~256 KiB of rows and lets a thread
+ * that runs out take chunks from the end of another's share (matmul.c, decode_shared). Matrices
+ * of many chunks, with row counts that end in a partial group, both layouts, and more threads
+ * than some matrices have chunks: the result must equal the one-thread product bit for bit,
+ * whichever thread computed which chunk. */
+static void test_decode_chunks(void) {
+    static const int types[3] = {GEMMA2_TYPE_Q4_0, GEMMA2_TYPE_Q8_0, GEMMA2_TYPE_Q4_0};
+    static const int64_t rows[3] = {2100, 700, 77};
+    float *x = malloc(2304 * 4);
+    random_fill(x, 2304, 23, 1.0);
+    for (int r16 = 0; r16 < 2; r16++) {
+        test_matrix m[3];
+        const g2_tensor *w[3];
+        float *y[3], *y1[3];
+        for (int i = 0; i < 3; i++) {
+            m[i] = make_matrix(types[i], rows[i], 2304, 40 + (uint64_t)i);
+            if (r16) g2_tensor_repack_r16(&m[i].t, 1);
+            w[i] = &m[i].t;
+            y[i] = malloc((size_t)rows[i] * 4), y1[i] = malloc((size_t)rows[i] * 4);
+            g2_matmul(w[i], x, 1, y1[i], 1);
+        }
+        for (int threads = 2; threads <= 5; threads++)
+            for (int rep = 0; rep < 4; rep++) {
+                for (int i = 0; i < 3; i++) memset(y[i], 0xff, (size_t)rows[i] * 4);
+                CHECK(g2_matmul_many(w, y, 3, x, 1, threads) == 0);
+                for (int i = 0; i < 3; i++)
+                    CHECK(memcmp(y[i], y1[i], (size_t)rows[i] * 4) == 0, "r16 %d threads %d matrix %d", r16, threads, i);
+                CHECK(g2_matmul(w[0], x, 1, y[0], threads) == 0);
+                CHECK(memcmp(y[0], y1[0], (size_t)rows[0] * 4) == 0, "r16 %d threads %d alone", r16, threads);
+            }
+        for (int i = 0; i < 3; i++) free(y[i]), free(y1[i]), free_matrix(&m[i]);
+    }
+    free(x);
+}
+
 /* GEMMA2_ISA forces a path: g2_matmul then gives bit-identical results to g2_matmul_isa */
 static void test_isa_override(void) {
     test_matrix m = make_matrix(GEMMA2_TYPE_Q4_K, 9, 512, 3);
@@ -515,6 +550,7 @@ int main(void) {
     RUN(test_random_blocks);
     RUN(test_r16_layout);
     RUN(test_matmul_many);
+    RUN(test_decode_chunks);
     RUN(test_isa_override);
     RUN(test_bf16_dot_option);
     HARNESS_END();
