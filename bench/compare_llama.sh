@@ -8,6 +8,8 @@
 #   PP=0 TG=32 DEPTH=2048 LOAD=read bench/compare_llama.sh  (decode after 2048 tokens of context)
 #   SHAPE=9b TYPES=q4_0 bench/compare_llama.sh bench/out 1    (the 9B shape: files g9b-*.gguf)
 #   GEMMA2_BF16_DOT=0 TYPES=bf16 LOAD=read bench/compare_llama.sh   (ours with exact BF16 products)
+#   ISA=avx2 TYPES=q4_0 bench/compare_llama.sh       (a CPU without AVX-512: ours with GEMMA2_ISA=avx2,
+#                                                     llama.cpp with its haswell build, AVX2 + FMA)
 #
 # Files: a random Gemma 2 of the 2B shape (SHAPE=9b / 27b: those presets) from the oracle's
 # make_gguf.py (BF16), quantized by `gemma2 quantize` (byte-identical to llama_quantize's
@@ -34,6 +36,15 @@ SHAPE=${SHAPE:-2b}   # make_gguf.py's preset gemma2-$SHAPE; files $W/g$SHAPE-TYP
 SHARED=${GEMMA2_SHARED:-../shared}
 PY=${PYTHON:-/usr/bin/python3}
 LB=${ORACLE_DIR:?set ORACLE_DIR (../shared/oracle/setup.sh)}/bin/llama_bench
+ISA=${ISA:-}   # avx2: both engines limited to AVX2 + FMA
+LARGS=""
+if [ -n "$ISA" ]; then
+    [ "$ISA" = avx2 ] || { echo "ISA: only avx2 is supported" >&2; exit 2; }
+    export GEMMA2_ISA=avx2
+    lib=$(find "$ORACLE_DIR/node_modules" -name libggml-cpu-haswell.so | head -1)
+    [ -n "$lib" ] || { echo "no libggml-cpu-haswell.so under $ORACLE_DIR/node_modules" >&2; exit 1; }
+    LARGS="--cpu-lib $lib"
+fi
 mkdir -p "$W"
 make -s gemma2
 G=$W/g$SHAPE
@@ -42,7 +53,7 @@ for t in $TYPES; do
     [ "$t" = bf16 ] || [ -f "$G-$t.gguf" ] || ./gemma2 quantize "$G-bf16.gguf" "$G-$t.gguf" --type "$t" -q -t "$T"
 done
 bw=$(bash bench/kernels_bench.sh "$T" 3 2>/dev/null | sed -n 's/^memory read bandwidth.*best \([0-9.]*\) GB\/s.*/\1/p')
-echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $T threads, load=$LOAD, read bandwidth ${bw:-?} GB/s, pp$PP tg$TG depth $DEPTH, GEMMA2_BF16_DOT=${GEMMA2_BF16_DOT:-default}"
+echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $T threads, load=$LOAD, read bandwidth ${bw:-?} GB/s, pp$PP tg$TG depth $DEPTH, GEMMA2_BF16_DOT=${GEMMA2_BF16_DOT:-default}, ISA=${ISA:-best}"
 log=${LOG:-$W/compare_$LOAD.log}   # LOG=...: keep variants (depth, BF16_DOT) apart
 [ "${APPEND:-0}" = 1 ] || : > "$log"   # APPEND=1: add rounds to the previous run's log
 for r in $(seq "$ROUNDS"); do
@@ -50,7 +61,7 @@ for r in $(seq "$ROUNDS"); do
         f=$G-$t.gguf
         ./gemma2 bench -m "$f" -p "$PP" -n "$TG" -d "$DEPTH" -r 3 -t "$T" --load-mode "$LOAD" | sed "s/^/ours $t /" >> "$log"
         for lm in mmap none; do
-            "$LB" "$f" --prompt "$PP" --gen "$TG" --depth "$DEPTH" --reps 3 --threads "$T" --load-mode "$lm" 2>/dev/null |
+            "$LB" "$f" --prompt "$PP" --gen "$TG" --depth "$DEPTH" --reps 3 --threads "$T" --load-mode "$lm" $LARGS 2>/dev/null |
                 sed "s/^/llama-$lm $t /" >> "$log"
         done
     done

@@ -90,7 +90,9 @@ static int compute_share(g2_isa isa, const g2_kernel *k, int use_panel, const g2
         return 0;
     }
     const int avx512 = isa >= G2_ISA_AVX512 && g2_isa_available(G2_ISA_AVX512);
-    g2_r16_tile_fn decode = n == 1 && avx512 ? g2_r16_decode_avx512(w->type, (int)k->act) : NULL;
+    const int avx2 = !avx512 && isa >= G2_ISA_AVX2 && g2_isa_available(G2_ISA_AVX2);
+    g2_r16_tile_fn decode = NULL;
+    if (n == 1) decode = avx512 ? g2_r16_decode_avx512(w->type, (int)k->act) : avx2 ? g2_r16_decode_avx2(w->type, (int)k->act) : NULL;
     if (decode) {
         for (int64_t r = r0; r < r1; r += G2_R16) decode((const uint8_t *)w->data + (size_t)r * rb, w->cols, a, 0, 1, y + r, ldy);
         return 0;
@@ -98,7 +100,8 @@ static int compute_share(g2_isa isa, const g2_kernel *k, int use_panel, const g2
     int64_t block = (int64_t)(G2_ROW_BLOCK_BYTES / rb) / G2_R16 * G2_R16;
     if (block < G2_R16) block = G2_R16;
     g2_r16_tile_fn tile;
-    const int nt_max = n > 1 && avx512 ? g2_r16_tile_avx512(w->type, (int)k->act, &tile) : 0;
+    int nt_max = 0;
+    if (n > 1) nt_max = avx512 ? g2_r16_tile_avx512(w->type, (int)k->act, &tile) : avx2 ? g2_r16_tile_avx2(w->type, (int)k->act, &tile) : 0;
     if (nt_max) { /* prefill on the r16 groups: a block of groups stays in L2 while all tokens pass */
         for (int64_t b0 = r0; b0 < r1; b0 += block) {
             const int64_t b1 = b0 + block < r1 ? b0 + block : r1;

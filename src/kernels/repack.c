@@ -8,7 +8,7 @@
 #include "gemma2.h"
 #include "kernels/types.h"
 
-int g2_r16_kernels_available(void) { return g2_isa_active() >= G2_ISA_AVX512; }
+int g2_r16_kernels_available(void) { return g2_isa_active() >= G2_ISA_AVX2; }
 
 int g2_r16_supported(int type, int64_t rows, int64_t cols) {
     if (rows <= 0 || rows % G2_R16 || cols <= 0) return 0;

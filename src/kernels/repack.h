@@ -10,6 +10,8 @@
  * is the idea of llama.cpp's "repacked" CPU buffers (Q4_0 8x8), with 16 rows to fill a 512-bit
  * register.
  *
+ * On AVX2 each 64-byte vector is used as two halves: rows 0-7 and rows 8-15.
+ *
  * Layouts of one group (16 rows, the same bytes as the 16 rows stored plainly):
  *  - F32, F16: for each column c: the 16 rows' elements of column c (64 or 32 bytes).
  *  - BF16: for each pair of columns p: 16 x 4 bytes, row r's elements 2p and 2p+1 at 4r.
@@ -39,9 +41,10 @@
 
 #define G2_R16 16
 
-/* Does the instruction set in use (g2_isa_active) have r16 kernels? Only AVX-512 has: the others
- * unpack every group on every product, which makes decode 25x slower (AVX2, Q4_0 2B: 0.52
- * against 13.4 t/s plain), so a model is repacked only when this is true. */
+/* Does the instruction set in use (g2_isa_active) have r16 kernels? AVX-512 (r16_avx512.c) and
+ * AVX2 (r16_avx2.c) have; the scalar path would unpack every group on every product, which
+ * made decode 25x slower when AVX2 had none (Q4_0 2B: 0.52 against 13.4 t/s plain), so a model
+ * is repacked only when this is true. */
 int g2_r16_kernels_available(void);
 
 /* Can a [rows][cols] tensor of `type` be stored in the r16 layout? */
@@ -70,5 +73,8 @@ typedef void (*g2_r16_tile_fn)(const uint8_t *group, int64_t cols, const struct 
 int g2_r16_tile_avx512(int type, int act, g2_r16_tile_fn *fn);
 /* Decode: nt = 1, streaming the group with software prefetch; NULL when there is no kernel. */
 g2_r16_tile_fn g2_r16_decode_avx512(int type, int act);
+/* The same on AVX2 + FMA (r16_avx2.c): prefill up to 4 (F32, F16) or 2 tokens a pass. */
+int g2_r16_tile_avx2(int type, int act, g2_r16_tile_fn *fn);
+g2_r16_tile_fn g2_r16_decode_avx2(int type, int act);
 
 #endif

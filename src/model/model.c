@@ -49,8 +49,8 @@ static g2_mapped_file *file_at(gemma2_model *m, int i) {
     return m->format == GEMMA2_FORMAT_GGUF ? &m->gguf.file : &m->hf.shards[i].file;
 }
 
-/* In read mode the weights are the process's own memory: on AVX-512 (the r16 kernels'
- * instruction set, g2_r16_kernels_available) the matrices are repacked in place into the r16
+/* In read mode the weights are the process's own memory: on AVX-512 and AVX2 (the r16 kernels'
+ * instruction sets, g2_r16_kernels_available) the matrices are repacked in place into the r16
  * layout (kernels/repack.h) where their type and shape allow it. That includes the token
  * embedding, the output head of every token; looking up a token's row then unpacks its group
  * of 16 (g2_tensor_row_f32), a few microseconds per token. */

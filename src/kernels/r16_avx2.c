@@ -1,0 +1,366 @@
+/* r16_avx2.c - AVX2 + FMA kernels on the r16 layout (repack.h), for CPUs without AVX-512.
+ *
+ * A 64-byte vector of the layout holds the same columns of 16 rows, 4 bytes per row; on AVX2
+ * its two 32-byte halves are rows 0-7 and rows 8-15, so every step below runs once per half,
+ * with one lane per row as in r16_avx512.c (no horizontal sums, one scale vector per block).
+ * AVX2 has no vpdpbusd: unsigned x signed bytes go through vpmaddubsw (pairs -> int16) and
+ * vpmaddwd (-> int32). Where the int16 pair sums cannot overflow (4-bit weights: 16 products of
+ * at most 15 x 127 per int16 lane, 30480 < 32767) they are added as int16 over a whole block and
+ * widened once; Q6_K (6-bit) widens every two products, Q8_0 every product, with the signed
+ * weights made unsigned by vpsignb (|w| x sign(a, w), as kern_avx2.c).
+ * One template per type, tile_<type>_n(NT, PF, ...): decode NT = 1 with software prefetch (PF),
+ * prefill NT <= 4 (F32, F16) or 2 (the others: 16 registers). Products and sums are the ones
+ * the plain kernels compute, so results agree with them to rounding (exactly for the integer
+ * parts). */
+#include <immintrin.h>
+#include <string.h>
+
+#include "gemma2.h"
+#include "kernels/kernels_impl.h"
+#include "kernels/repack.h"
+#include "kernels/tile_cases.h"
+
+#ifndef R16_PF
+#define R16_PF 4096 /* bytes ahead in the group stream, as r16_avx512.c */
+#endif
+
+#define R16_PREFETCH(PF, p, bytes)                                                                     \
+    do {                                                                                               \
+        if (PF)                                                                                        \
+            for (int o_ = 0; o_ < (bytes); o_ += 64) _mm_prefetch((const char *)(p) + o_, _MM_HINT_T0); \
+    } while (0)
+
+/* 8 fp16 scales (rows 8h..8h+7) -> fp32 lanes */
+G2_INLINE __m256 d8(const uint8_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p)); }
+
+/* the 4 activation bytes at p in every lane */
+G2_INLINE __m256i bcast4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+G2_INLINE void store_halves(float *y, __m256 lo, __m256 hi) {
+    _mm256_storeu_ps(y, lo);
+    _mm256_storeu_ps(y + 8, hi);
+}
+
+/* ---- F32, F16, BF16 (fp32 activations, exact products, fp32 sums) --------------------------- */
+
+enum { K_F32, K_F16, K_BF16 };
+
+/* F32 / F16: column c of the 16 rows is one vector (64 / 32 bytes), half h its rows 8h..8h+7.
+ * BF16: vector p holds columns 2p, 2p+1 (row r's pair at 4r): the even column is the low half
+ * of each 32-bit lane, the odd one the high half. NA accumulators per half and token: 2 in
+ * decode (4 chains with the halves, to cover the FMA latency), 1 with more tokens. */
+G2_INLINE void tile_float_n(const int NT, const int PF, const int KIND, const uint8_t *g, int64_t cols, const g2_act *a,
+                            int t0, float *y, size_t ldy) {
+    const int NA = NT == 1 ? 2 : 1;
+    const float *x[4];
+    __m256 acc[2][2][4]; /* [half][chain][token] */
+    G2_UNROLL
+    for (int t = 0; t < NT; t++) {
+        x[t] = g2_act_f32(a, t0 + t);
+        acc[0][0][t] = acc[0][1][t] = acc[1][0][t] = acc[1][1][t] = _mm256_setzero_ps();
+    }
+    if (KIND == K_BF16) {
+        const __m256i hi = _mm256_set1_epi32((int)0xFFFF0000u);
+        for (int64_t p = 0; p < cols / 2; p++) {
+            R16_PREFETCH(PF, g + (size_t)p * 64 + R16_PF, 64);
+            G2_UNROLL
+            for (int h = 0; h < 2; h++) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(g + (size_t)p * 64 + 32 * h));
+                const __m256 e = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), o = _mm256_castsi256_ps(_mm256_and_si256(v, hi));
+                G2_UNROLL
+                for (int t = 0; t < NT; t++) {
+                    acc[h][0][t] = _mm256_fmadd_ps(e, _mm256_set1_ps(x[t][2 * p]), acc[h][0][t]);
+                    acc[h][1][t] = _mm256_fmadd_ps(o, _mm256_set1_ps(x[t][2 * p + 1]), acc[h][1][t]);
+                }
+            }
+        }
+    } else {
+        const size_t cb = KIND == K_F16 ? 32 : 64;
+#define R16_HALF(c, h) (KIND == K_F16 ? d8(g + (size_t)(c) * cb + 16 * (h)) : _mm256_loadu_ps((const float *)(const void *)(g + (size_t)(c) * cb + 32 * (h))))
+        for (int64_t c = 0; c < cols; c++) {
+            R16_PREFETCH(PF, g + (size_t)c * cb + R16_PF, (int)cb);
+            G2_UNROLL
+            for (int h = 0; h < 2; h++) {
+                const __m256 w = R16_HALF(c, h);
+                G2_UNROLL
+                for (int t = 0; t < NT; t++) {
+                    const int j = NA == 2 ? (int)(c & 1) : 0;
+                    acc[h][j][t] = _mm256_fmadd_ps(w, _mm256_set1_ps(x[t][c]), acc[h][j][t]);
+                }
+            }
+        }
+#undef R16_HALF
+    }
+    G2_UNROLL
+    for (int t = 0; t < NT; t++)
+        store_halves(y + (size_t)t * ldy, _mm256_add_ps(acc[0][0][t], acc[0][1][t]), _mm256_add_ps(acc[1][0][t], acc[1][1][t]));
+}
+#define tile_f32_n(NT, PF, ...) tile_float_n(NT, PF, K_F32, __VA_ARGS__)
+#define tile_f16_n(NT, PF, ...) tile_float_n(NT, PF, K_F16, __VA_ARGS__)
+#define tile_bf16_n(NT, PF, ...) tile_float_n(NT, PF, K_BF16, __VA_ARGS__)
+
+/* ---- quantized types (int8 activations) ------------------------------------------------------ */
+
+#define R16_ACT(NT)                                                                                    \
+    const int8_t *q[2];                                                                                \
+    const float *da[2];                                                                                \
+    const int16_t *sa[2];                                                                              \
+    G2_UNROLL                                                                                          \
+    for (int t = 0; t < NT; t++) q[t] = g2_act_q(a, t0 + t), da[t] = g2_act_d(a, t0 + t), sa[t] = g2_act_s(a, t0 + t)
+
+/* Q4_0 (per block of 32: the 16 fp16 scales, then 4 vectors of nibbles; vector j: elements
+ * 8j..8j+3 low, 8j+4..8j+7 high) and Q8_0 (the scales, then 8 vectors of q + 128; vectors 2j and
+ * 2j+1: elements 8j..8j+3 and 8j+4..8j+7). Q4_0's -8 enters as -8 * sum(a) (G2_ACT_Q8_32's
+ * block sums); Q8_0's bytes are made signed again (xor 0x80) for the sign trick. */
+G2_INLINE void tile_q32_n(const int NT, const int PF, const int Q8, const uint8_t *g, int64_t cols, const g2_act *a, int t0,
+                          float *y, size_t ldy) {
+    R16_ACT(NT);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1), flip = _mm256_set1_epi8((char)0x80);
+    const size_t block_bytes = Q8 ? 544 : 288;
+    __m256 acc[2][2];
+    G2_UNROLL
+    for (int t = 0; t < NT; t++) acc[0][t] = acc[1][t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < cols / 32; b++) {
+        const uint8_t *blk = g + (size_t)b * block_bytes;
+        R16_PREFETCH(PF, blk + R16_PF, (int)block_bytes);
+        G2_UNROLL
+        for (int h = 0; h < 2; h++) {
+            __m256i s[2];
+            G2_UNROLL
+            for (int t = 0; t < NT; t++) s[t] = _mm256_setzero_si256();
+            G2_UNROLL
+            for (int j = 0; j < 4; j++) {
+                if (Q8) {
+                    const __m256i w0 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 32 + 128 * j + 32 * h)), flip);
+                    const __m256i w1 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 96 + 128 * j + 32 * h)), flip);
+                    const __m256i u0 = _mm256_sign_epi8(w0, w0), u1 = _mm256_sign_epi8(w1, w1);
+                    G2_UNROLL
+                    for (int t = 0; t < NT; t++) {
+                        const __m256i p0 = _mm256_maddubs_epi16(u0, _mm256_sign_epi8(bcast4(q[t] + 32 * b + 8 * j), w0));
+                        const __m256i p1 = _mm256_maddubs_epi16(u1, _mm256_sign_epi8(bcast4(q[t] + 32 * b + 8 * j + 4), w1));
+                        s[t] = _mm256_add_epi32(s[t], _mm256_add_epi32(_mm256_madd_epi16(p0, ones), _mm256_madd_epi16(p1, ones)));
+                    }
+                } else {
+                    const __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 32 + 64 * j + 32 * h));
+                    const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+                    G2_UNROLL
+                    for (int t = 0; t < NT; t++) /* int16 sums (bound in the header comment) */
+                        s[t] = _mm256_add_epi16(s[t], _mm256_add_epi16(_mm256_maddubs_epi16(lo, bcast4(q[t] + 32 * b + 8 * j)),
+                                                                       _mm256_maddubs_epi16(hi, bcast4(q[t] + 32 * b + 8 * j + 4))));
+                }
+            }
+            const __m256 d = d8(blk + 16 * h);
+            G2_UNROLL
+            for (int t = 0; t < NT; t++) {
+                const __m256i si = Q8 ? s[t] : _mm256_add_epi32(_mm256_madd_epi16(s[t], ones), _mm256_set1_epi32(-8 * (int32_t)sa[t][b]));
+                acc[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si), _mm256_mul_ps(d, _mm256_set1_ps(da[t][b])), acc[h][t]);
+            }
+        }
+    }
+    G2_UNROLL
+    for (int t = 0; t < NT; t++) store_halves(y + (size_t)t * ldy, acc[0][t], acc[1][t]);
+}
+#define tile_q4_0_n(NT, PF, ...) tile_q32_n(NT, PF, 0, __VA_ARGS__)
+#define tile_q8_0_n(NT, PF, ...) tile_q32_n(NT, PF, 1, __VA_ARGS__)
+
+/* 128 six-bit values of a Q4_K super-block (repack.c: six_bit_get) into bytes: out[16j + r]. */
+G2_INLINE void six_bit_unpack(const uint8_t *p, uint8_t out[128]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03);
+    const __m256i lo0 = _mm256_loadu_si256((const __m256i *)(const void *)p);
+    const __m256i lo1 = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32));
+    const __m256i hi = _mm256_loadu_si256((const __m256i *)(const void *)(p + 64));
+#define SIX(LO, SH) _mm256_or_si256(LO, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hi, SH), m3), 4))
+    _mm256_storeu_si256((__m256i *)(void *)out, SIX(_mm256_and_si256(lo0, m4), 0));
+    _mm256_storeu_si256((__m256i *)(void *)(out + 32), SIX(_mm256_and_si256(lo1, m4), 2));
+    _mm256_storeu_si256((__m256i *)(void *)(out + 64), SIX(_mm256_and_si256(_mm256_srli_epi16(lo0, 4), m4), 4));
+    _mm256_storeu_si256((__m256i *)(void *)(out + 96), SIX(_mm256_and_si256(_mm256_srli_epi16(lo1, 4), m4), 6));
+#undef SIX
+}
+
+/* Q4_K (G2_ACT_Q8_256): per sub-block j of 32, 4 vectors of nibbles as Q4_0's, summed as int16
+ * and widened once, times the rows' scales; the mins times the sub-block's activation sum.
+ * Decode prefetches as r16_avx512.c: 8 x 320 bytes cover a super-block of 2304. */
+G2_INLINE void tile_q4_k_n(const int NT, const int PF, const uint8_t *g, int64_t cols, const g2_act *a, int t0, float *y, size_t ldy) {
+    R16_ACT(NT);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    __m256 acc[2][2];
+    G2_UNROLL
+    for (int t = 0; t < NT; t++) acc[0][t] = acc[1][t] = _mm256_setzero_ps();
+    for (int64_t sb = 0; sb < cols / 256; sb++) {
+        const uint8_t *blk = g + (size_t)sb * 2304;
+        uint8_t sc[128], mn[128];
+        six_bit_unpack(blk + 64, sc);
+        six_bit_unpack(blk + 160, mn);
+        __m256i S[2][2], M[2][2];
+        G2_UNROLL
+        for (int t = 0; t < NT; t++) S[0][t] = S[1][t] = M[0][t] = M[1][t] = _mm256_setzero_si256();
+        for (int j = 0; j < 8; j++) {
+            R16_PREFETCH(PF, blk + 2304 + R16_PF + 320 * j, 320);
+            G2_UNROLL
+            for (int h = 0; h < 2; h++) {
+                __m256i s[2];
+                G2_UNROLL
+                for (int t = 0; t < NT; t++) s[t] = _mm256_setzero_si256();
+                G2_UNROLL
+                for (int v = 0; v < 4; v++) {
+                    const __m256i w = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 256 + 64 * (4 * j + v) + 32 * h));
+                    const __m256i lo = _mm256_and_si256(w, m4), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), m4);
+                    G2_UNROLL
+                    for (int t = 0; t < NT; t++) {
+                        const int8_t *qa = q[t] + 256 * sb + 32 * j + 8 * v;
+                        s[t] = _mm256_add_epi16(s[t], _mm256_add_epi16(_mm256_maddubs_epi16(lo, bcast4(qa)), _mm256_maddubs_epi16(hi, bcast4(qa + 4))));
+                    }
+                }
+                const __m256i scj = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(sc + 16 * j + 8 * h)));
+                const __m256i mnj = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(mn + 16 * j + 8 * h)));
+                G2_UNROLL
+                for (int t = 0; t < NT; t++) {
+                    const int16_t *bs = sa[t] + 16 * sb;
+                    S[h][t] = _mm256_add_epi32(S[h][t], _mm256_mullo_epi32(_mm256_madd_epi16(s[t], ones), scj));
+                    M[h][t] = _mm256_add_epi32(M[h][t], _mm256_mullo_epi32(mnj, _mm256_set1_epi32(bs[2 * j] + bs[2 * j + 1])));
+                }
+            }
+        }
+        G2_UNROLL
+        for (int h = 0; h < 2; h++) {
+            const __m256 d = d8(blk + 16 * h), dmin = d8(blk + 32 + 16 * h);
+            G2_UNROLL
+            for (int t = 0; t < NT; t++) {
+                const __m256 dab = _mm256_set1_ps(da[t][sb]);
+                acc[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(S[h][t]), _mm256_mul_ps(d, dab), acc[h][t]);
+                acc[h][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(M[h][t]), _mm256_mul_ps(dmin, dab), acc[h][t]);
+            }
+        }
+    }
+    G2_UNROLL
+    for (int t = 0; t < NT; t++) store_halves(y + (size_t)t * ldy, acc[0][t], acc[1][t]);
+}
+
+/* Q6_K (G2_ACT_Q8_256): per sub-block k of 16, the 6-bit values rebuilt from two low-nibble
+ * vectors and one high-bits vector (as r16_avx512.c), int16 pairs of products widened after two
+ * (2 x 2 x 63 x 127 = 32004), the -32 offset from the activation sums, times the int8 scales. */
+G2_INLINE void tile_q6_k_n(const int NT, const int PF, const uint8_t *g, int64_t cols, const g2_act *a, int t0, float *y, size_t ldy) {
+    R16_ACT(NT);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30), ones = _mm256_set1_epi16(1);
+    __m256 acc[2][2];
+    G2_UNROLL
+    for (int t = 0; t < NT; t++) acc[0][t] = acc[1][t] = _mm256_setzero_ps();
+    for (int64_t sb = 0; sb < cols / 256; sb++) {
+        const uint8_t *blk = g + (size_t)sb * 3360;
+        __m256i S[2][2];
+        G2_UNROLL
+        for (int t = 0; t < NT; t++) S[0][t] = S[1][t] = _mm256_setzero_si256();
+        for (int k = 0; k < 16; k++) {
+            R16_PREFETCH(PF, blk + 3360 + R16_PF + 256 * k, 256);
+            G2_UNROLL
+            for (int h = 0; h < 2; h++) {
+                const __m256i l0 = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 288 + 64 * (2 * k) + 32 * h));
+                const __m256i l1 = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 288 + 64 * (2 * k + 1) + 32 * h));
+                const __m256i hb = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 2336 + 64 * k + 32 * h));
+                const __m256i w0 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30));
+                const __m256i w1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30));
+                const __m256i w2 = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(hb, m30));
+                const __m256i w3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
+                const __m256i sck = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(blk + 32 + 16 * k + 8 * h)));
+                G2_UNROLL
+                for (int t = 0; t < NT; t++) {
+                    const int8_t *qa = q[t] + 256 * sb + 16 * k;
+                    const __m256i p01 = _mm256_add_epi16(_mm256_maddubs_epi16(w0, bcast4(qa)), _mm256_maddubs_epi16(w1, bcast4(qa + 4)));
+                    const __m256i p23 = _mm256_add_epi16(_mm256_maddubs_epi16(w2, bcast4(qa + 8)), _mm256_maddubs_epi16(w3, bcast4(qa + 12)));
+                    const __m256i s = _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(p01, ones), _mm256_madd_epi16(p23, ones)),
+                                                       _mm256_set1_epi32(-32 * (int32_t)sa[t][16 * sb + k]));
+                    S[h][t] = _mm256_add_epi32(S[h][t], _mm256_mullo_epi32(s, sck));
+                }
+            }
+        }
+        G2_UNROLL
+        for (int h = 0; h < 2; h++) {
+            const __m256 d = d8(blk + 16 * h);
+            G2_UNROLL
+            for (int t = 0; t < NT; t++)
+                acc[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(S[h][t]), _mm256_mul_ps(d, _mm256_set1_ps(da[t][sb])), acc[h][t]);
+        }
+    }
+    G2_UNROLL
+    for (int t = 0; t < NT; t++) store_halves(y + (size_t)t * ldy, acc[0][t], acc[1][t]);
+}
+
+/* ---- entry points ---------------------------------------------------------------------------- */
+
+#define R16_CASE(F, N) case N: F(N, 0, g, cols, a, t0, y, ldy); break;
+#define R16_SWITCH2(F)                                                                                 \
+    switch (nt) {                                                                                      \
+        R16_CASE(F, 1) R16_CASE(F, 2) default : break;                                                 \
+    }
+#define R16_SWITCH4(F)                                                                                 \
+    switch (nt) {                                                                                      \
+        R16_CASE(F, 1) R16_CASE(F, 2) R16_CASE(F, 3) R16_CASE(F, 4) default : break;                   \
+    }
+#define R16_TILE(NAME, SWITCH, TEMPLATE)                                                               \
+    static void NAME(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) { \
+        SWITCH(TEMPLATE)                                                                               \
+    }
+R16_TILE(tile_f32, R16_SWITCH4, tile_f32_n)
+R16_TILE(tile_f16, R16_SWITCH4, tile_f16_n)
+R16_TILE(tile_bf16, R16_SWITCH2, tile_bf16_n)
+R16_TILE(tile_q4_0, R16_SWITCH2, tile_q4_0_n)
+R16_TILE(tile_q8_0, R16_SWITCH2, tile_q8_0_n)
+R16_TILE(tile_q4_k, R16_SWITCH2, tile_q4_k_n)
+R16_TILE(tile_q6_k, R16_SWITCH2, tile_q6_k_n)
+
+#define R16_DECODE(NAME, TILE)                                                                         \
+    static void NAME(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) { \
+        (void)nt;                                                                                      \
+        TILE(1, 1, g, cols, a, t0, y, ldy);                                                            \
+    }
+R16_DECODE(decode_f32, tile_f32_n)
+R16_DECODE(decode_f16, tile_f16_n)
+R16_DECODE(decode_bf16, tile_bf16_n)
+R16_DECODE(decode_q4_0, tile_q4_0_n)
+R16_DECODE(decode_q8_0, tile_q8_0_n)
+R16_DECODE(decode_q4_k, tile_q4_k_n)
+R16_DECODE(decode_q6_k, tile_q6_k_n)
+
+/* The activation kind the plain AVX2 kernels use for each type (kern_avx2.c): the same here. */
+static int r16_act(int type) {
+    switch (type) {
+    case GEMMA2_TYPE_F32:
+    case GEMMA2_TYPE_F16:
+    case GEMMA2_TYPE_BF16: return G2_ACT_F32;
+    case GEMMA2_TYPE_Q8_0:
+    case GEMMA2_TYPE_Q4_0: return G2_ACT_Q8_32;
+    default: return G2_ACT_Q8_256;
+    }
+}
+
+int g2_r16_tile_avx2(int type, int act, g2_r16_tile_fn *fn) {
+    if (act != r16_act(type)) return 0;
+    switch (type) {
+    case GEMMA2_TYPE_F32: *fn = tile_f32; return 4;
+    case GEMMA2_TYPE_F16: *fn = tile_f16; return 4;
+    case GEMMA2_TYPE_BF16: *fn = tile_bf16; return 2;
+    case GEMMA2_TYPE_Q4_0: *fn = tile_q4_0; return 2;
+    case GEMMA2_TYPE_Q8_0: *fn = tile_q8_0; return 2;
+    case GEMMA2_TYPE_Q4_K: *fn = tile_q4_k; return 2;
+    case GEMMA2_TYPE_Q6_K: *fn = tile_q6_k; return 2;
+    default: return 0;
+    }
+}
+
+g2_r16_tile_fn g2_r16_decode_avx2(int type, int act) {
+    if (act != r16_act(type)) return NULL;
+    switch (type) {
+    case GEMMA2_TYPE_F32: return decode_f32;
+    case GEMMA2_TYPE_F16: return decode_f16;
+    case GEMMA2_TYPE_BF16: return decode_bf16;
+    case GEMMA2_TYPE_Q4_0: return decode_q4_0;
+    case GEMMA2_TYPE_Q8_0: return decode_q8_0;
+    case GEMMA2_TYPE_Q4_K: return decode_q4_k;
+    case GEMMA2_TYPE_Q6_K: return decode_q6_k;
+    default: return NULL;
+    }
+}
