@@ -7,6 +7,9 @@
 #   APPEND=1 bench/compare_llama.sh bench/out 1             (one more round, table over all)
 #   PP=0 TG=32 DEPTH=2048 LOAD=read bench/compare_llama.sh  (decode after 2048 tokens of context)
 #   SHAPE=9b TYPES=q4_0 bench/compare_llama.sh bench/out 1    (the 9B shape: files g9b-*.gguf)
+#   SHAPE=27b TYPES=q4_0 REPS=1 PP=512 TG=64 bench/compare_llama.sh bench/out 1
+#       (the 27B shape: its BF16 file would be 54 GB, so g27b-q4_0.gguf is written directly by
+#        bench/make_q4_0_gguf.py, every matrix Q4_0; run that first)
 #   GEMMA2_BF16_DOT=0 TYPES=bf16 LOAD=read bench/compare_llama.sh   (ours with exact BF16 products)
 #   ISA=avx2 TYPES=q4_0 bench/compare_llama.sh       (a CPU without AVX-512: ours with GEMMA2_ISA=avx2,
 #                                                     llama.cpp with its haswell build, AVX2 + FMA)
@@ -32,6 +35,7 @@ T=${THREADS:-2}
 PP=${PP:-512}
 TG=${TG:-128}
 DEPTH=${DEPTH:-0}
+REPS=${REPS:-3}      # samples per test and engine (REPS=1 for the 27B shape)
 SHAPE=${SHAPE:-2b}   # make_gguf.py's preset gemma2-$SHAPE; files $W/g$SHAPE-TYPE.gguf
 SHARED=${GEMMA2_SHARED:-../shared}
 PY=${PYTHON:-/usr/bin/python3}
@@ -48,7 +52,9 @@ fi
 mkdir -p "$W"
 make -s gemma2
 G=$W/g$SHAPE
-[ -f "$G-bf16.gguf" ] || "$PY" "$SHARED/oracle/make_gguf.py" "$G-bf16.gguf" --preset "gemma2-$SHAPE" --dtype bf16 --seed 0
+missing=0   # the BF16 source is made (and kept) only when a file of TYPES is missing
+for t in $TYPES; do [ -f "$G-$t.gguf" ] || missing=1; done
+[ "$missing" = 0 ] || [ -f "$G-bf16.gguf" ] || "$PY" "$SHARED/oracle/make_gguf.py" "$G-bf16.gguf" --preset "gemma2-$SHAPE" --dtype bf16 --seed 0
 for t in $TYPES; do
     [ "$t" = bf16 ] || [ -f "$G-$t.gguf" ] || ./gemma2 quantize "$G-bf16.gguf" "$G-$t.gguf" --type "$t" -q -t "$T"
 done
@@ -59,9 +65,9 @@ log=${LOG:-$W/compare_$LOAD.log}   # LOG=...: keep variants (depth, BF16_DOT) ap
 for r in $(seq "$ROUNDS"); do
     for t in $TYPES; do
         f=$G-$t.gguf
-        ./gemma2 bench -m "$f" -p "$PP" -n "$TG" -d "$DEPTH" -r 3 -t "$T" --load-mode "$LOAD" | sed "s/^/ours $t /" >> "$log"
+        ./gemma2 bench -m "$f" -p "$PP" -n "$TG" -d "$DEPTH" -r "$REPS" -t "$T" --load-mode "$LOAD" | sed "s/^/ours $t /" >> "$log"
         for lm in mmap none; do
-            "$LB" "$f" --prompt "$PP" --gen "$TG" --depth "$DEPTH" --reps 3 --threads "$T" --load-mode "$lm" $LARGS 2>/dev/null |
+            "$LB" "$f" --prompt "$PP" --gen "$TG" --depth "$DEPTH" --reps "$REPS" --threads "$T" --load-mode "$lm" $LARGS 2>/dev/null |
                 sed "s/^/llama-$lm $t /" >> "$log"
         done
     done

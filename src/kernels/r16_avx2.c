@@ -9,7 +9,7 @@
  * widened once; Q6_K (6-bit) widens every two products, Q8_0 every product, with the signed
  * weights made unsigned by vpsignb (|w| x sign(a, w), as kern_avx2.c).
  * One template per type, tile_<type>_n(NT, PF, ...): decode NT = 1 with software prefetch (PF),
- * prefill NT <= 4 (F32, F16) or 2 (the others: 16 registers). Products and sums are the ones
+ * prefill NT <= 4 (BF16: 2), the quantized types in two passes of 8 rows (16 registers). Products and sums are the ones
  * the plain kernels compute, so results agree with them to rounding (exactly for the integer
  * parts). */
 #include <immintrin.h>
@@ -105,10 +105,23 @@ G2_INLINE void tile_float_n(const int NT, const int PF, const int KIND, const ui
 
 /* ---- quantized types (int8 activations) ------------------------------------------------------ */
 
+/* Prefill (NT > 1) makes two passes over a group, rows 0-7 then rows 8-15: the halves are
+ * different bytes, so nothing is read twice from memory, and only one half's accumulators are
+ * live (16 registers: up to 4 tokens). Decode (NT = 1) does both halves in one pass, one
+ * forward stream. The loops run to constant bounds (2) and skip what a pass does not cover
+ * (R16_IN), so that GCC unrolls them and the accumulators stay in registers. */
+#define R16_PASSES(NT) ((NT) > 1 ? 2 : 1)
+#define R16_IN(NT, pass, h) ((NT) == 1 || (h) == (pass))
+#define R16_STORE(NT, pass)                                                                            \
+    G2_UNROLL                                                                                          \
+    for (int h = 0; h < 2; h++) if (R16_IN(NT, pass, h))                                          \
+        G2_UNROLL                                                                                      \
+        for (int t = 0; t < NT; t++) _mm256_storeu_ps(y + (size_t)t * ldy + 8 * h, acc[h][t])
+
 #define R16_ACT(NT)                                                                                    \
-    const int8_t *q[2];                                                                                \
-    const float *da[2];                                                                                \
-    const int16_t *sa[2];                                                                              \
+    const int8_t *q[4];                                                                                \
+    const float *da[4];                                                                                \
+    const int16_t *sa[4];                                                                              \
     G2_UNROLL                                                                                          \
     for (int t = 0; t < NT; t++) q[t] = g2_act_q(a, t0 + t), da[t] = g2_act_d(a, t0 + t), sa[t] = g2_act_s(a, t0 + t)
 
@@ -121,15 +134,17 @@ G2_INLINE void tile_q32_n(const int NT, const int PF, const int Q8, const uint8_
     R16_ACT(NT);
     const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1), flip = _mm256_set1_epi8((char)0x80);
     const size_t block_bytes = Q8 ? 544 : 288;
-    __m256 acc[2][2];
+    G2_UNROLL
+    for (int pass = 0; pass < 2; pass++) if (pass < R16_PASSES(NT)) {
+    __m256 acc[2][4];
     G2_UNROLL
     for (int t = 0; t < NT; t++) acc[0][t] = acc[1][t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < cols / 32; b++) {
         const uint8_t *blk = g + (size_t)b * block_bytes;
         R16_PREFETCH(PF, blk + R16_PF, (int)block_bytes);
         G2_UNROLL
-        for (int h = 0; h < 2; h++) {
-            __m256i s[2];
+        for (int h = 0; h < 2; h++) if (R16_IN(NT, pass, h)) {
+            __m256i s[4];
             G2_UNROLL
             for (int t = 0; t < NT; t++) s[t] = _mm256_setzero_si256();
             G2_UNROLL
@@ -161,8 +176,8 @@ G2_INLINE void tile_q32_n(const int NT, const int PF, const int Q8, const uint8_
             }
         }
     }
-    G2_UNROLL
-    for (int t = 0; t < NT; t++) store_halves(y + (size_t)t * ldy, acc[0][t], acc[1][t]);
+    R16_STORE(NT, pass);
+    }
 }
 #define tile_q4_0_n(NT, PF, ...) tile_q32_n(NT, PF, 0, __VA_ARGS__)
 #define tile_q8_0_n(NT, PF, ...) tile_q32_n(NT, PF, 1, __VA_ARGS__)
@@ -187,7 +202,9 @@ G2_INLINE void six_bit_unpack(const uint8_t *p, uint8_t out[128]) {
 G2_INLINE void tile_q4_k_n(const int NT, const int PF, const uint8_t *g, int64_t cols, const g2_act *a, int t0, float *y, size_t ldy) {
     R16_ACT(NT);
     const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
-    __m256 acc[2][2];
+    G2_UNROLL
+    for (int pass = 0; pass < 2; pass++) if (pass < R16_PASSES(NT)) {
+    __m256 acc[2][4];
     G2_UNROLL
     for (int t = 0; t < NT; t++) acc[0][t] = acc[1][t] = _mm256_setzero_ps();
     for (int64_t sb = 0; sb < cols / 256; sb++) {
@@ -195,14 +212,14 @@ G2_INLINE void tile_q4_k_n(const int NT, const int PF, const uint8_t *g, int64_t
         uint8_t sc[128], mn[128];
         six_bit_unpack(blk + 64, sc);
         six_bit_unpack(blk + 160, mn);
-        __m256i S[2][2], M[2][2];
+        __m256i S[2][4], M[2][4];
         G2_UNROLL
         for (int t = 0; t < NT; t++) S[0][t] = S[1][t] = M[0][t] = M[1][t] = _mm256_setzero_si256();
         for (int j = 0; j < 8; j++) {
             R16_PREFETCH(PF, blk + 2304 + R16_PF + 320 * j, 320);
             G2_UNROLL
-            for (int h = 0; h < 2; h++) {
-                __m256i s[2];
+            for (int h = 0; h < 2; h++) if (R16_IN(NT, pass, h)) {
+                __m256i s[4];
                 G2_UNROLL
                 for (int t = 0; t < NT; t++) s[t] = _mm256_setzero_si256();
                 G2_UNROLL
@@ -226,7 +243,7 @@ G2_INLINE void tile_q4_k_n(const int NT, const int PF, const uint8_t *g, int64_t
             }
         }
         G2_UNROLL
-        for (int h = 0; h < 2; h++) {
+        for (int h = 0; h < 2; h++) if (R16_IN(NT, pass, h)) {
             const __m256 d = d8(blk + 16 * h), dmin = d8(blk + 32 + 16 * h);
             G2_UNROLL
             for (int t = 0; t < NT; t++) {
@@ -236,8 +253,8 @@ G2_INLINE void tile_q4_k_n(const int NT, const int PF, const uint8_t *g, int64_t
             }
         }
     }
-    G2_UNROLL
-    for (int t = 0; t < NT; t++) store_halves(y + (size_t)t * ldy, acc[0][t], acc[1][t]);
+    R16_STORE(NT, pass);
+    }
 }
 
 /* Q6_K (G2_ACT_Q8_256): per sub-block k of 16, the 6-bit values rebuilt from two low-nibble
@@ -246,18 +263,20 @@ G2_INLINE void tile_q4_k_n(const int NT, const int PF, const uint8_t *g, int64_t
 G2_INLINE void tile_q6_k_n(const int NT, const int PF, const uint8_t *g, int64_t cols, const g2_act *a, int t0, float *y, size_t ldy) {
     R16_ACT(NT);
     const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30), ones = _mm256_set1_epi16(1);
-    __m256 acc[2][2];
+    G2_UNROLL
+    for (int pass = 0; pass < 2; pass++) if (pass < R16_PASSES(NT)) {
+    __m256 acc[2][4];
     G2_UNROLL
     for (int t = 0; t < NT; t++) acc[0][t] = acc[1][t] = _mm256_setzero_ps();
     for (int64_t sb = 0; sb < cols / 256; sb++) {
         const uint8_t *blk = g + (size_t)sb * 3360;
-        __m256i S[2][2];
+        __m256i S[2][4];
         G2_UNROLL
         for (int t = 0; t < NT; t++) S[0][t] = S[1][t] = _mm256_setzero_si256();
         for (int k = 0; k < 16; k++) {
             R16_PREFETCH(PF, blk + 3360 + R16_PF + 256 * k, 256);
             G2_UNROLL
-            for (int h = 0; h < 2; h++) {
+            for (int h = 0; h < 2; h++) if (R16_IN(NT, pass, h)) {
                 const __m256i l0 = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 288 + 64 * (2 * k) + 32 * h));
                 const __m256i l1 = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 288 + 64 * (2 * k + 1) + 32 * h));
                 const __m256i hb = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 2336 + 64 * k + 32 * h));
@@ -278,15 +297,15 @@ G2_INLINE void tile_q6_k_n(const int NT, const int PF, const uint8_t *g, int64_t
             }
         }
         G2_UNROLL
-        for (int h = 0; h < 2; h++) {
+        for (int h = 0; h < 2; h++) if (R16_IN(NT, pass, h)) {
             const __m256 d = d8(blk + 16 * h);
             G2_UNROLL
             for (int t = 0; t < NT; t++)
                 acc[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(S[h][t]), _mm256_mul_ps(d, _mm256_set1_ps(da[t][sb])), acc[h][t]);
         }
     }
-    G2_UNROLL
-    for (int t = 0; t < NT; t++) store_halves(y + (size_t)t * ldy, acc[0][t], acc[1][t]);
+    R16_STORE(NT, pass);
+    }
 }
 
 /* ---- entry points ---------------------------------------------------------------------------- */
@@ -307,10 +326,10 @@ G2_INLINE void tile_q6_k_n(const int NT, const int PF, const uint8_t *g, int64_t
 R16_TILE(tile_f32, R16_SWITCH4, tile_f32_n)
 R16_TILE(tile_f16, R16_SWITCH4, tile_f16_n)
 R16_TILE(tile_bf16, R16_SWITCH2, tile_bf16_n)
-R16_TILE(tile_q4_0, R16_SWITCH2, tile_q4_0_n)
-R16_TILE(tile_q8_0, R16_SWITCH2, tile_q8_0_n)
-R16_TILE(tile_q4_k, R16_SWITCH2, tile_q4_k_n)
-R16_TILE(tile_q6_k, R16_SWITCH2, tile_q6_k_n)
+R16_TILE(tile_q4_0, R16_SWITCH4, tile_q4_0_n)
+R16_TILE(tile_q8_0, R16_SWITCH4, tile_q8_0_n)
+R16_TILE(tile_q4_k, R16_SWITCH4, tile_q4_k_n)
+R16_TILE(tile_q6_k, R16_SWITCH4, tile_q6_k_n)
 
 #define R16_DECODE(NAME, TILE)                                                                         \
     static void NAME(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) { \
@@ -343,10 +362,10 @@ int g2_r16_tile_avx2(int type, int act, g2_r16_tile_fn *fn) {
     case GEMMA2_TYPE_F32: *fn = tile_f32; return 4;
     case GEMMA2_TYPE_F16: *fn = tile_f16; return 4;
     case GEMMA2_TYPE_BF16: *fn = tile_bf16; return 2;
-    case GEMMA2_TYPE_Q4_0: *fn = tile_q4_0; return 2;
-    case GEMMA2_TYPE_Q8_0: *fn = tile_q8_0; return 2;
-    case GEMMA2_TYPE_Q4_K: *fn = tile_q4_k; return 2;
-    case GEMMA2_TYPE_Q6_K: *fn = tile_q6_k; return 2;
+    case GEMMA2_TYPE_Q4_0: *fn = tile_q4_0; return 4;
+    case GEMMA2_TYPE_Q8_0: *fn = tile_q8_0; return 4;
+    case GEMMA2_TYPE_Q4_K: *fn = tile_q4_k; return 4;
+    case GEMMA2_TYPE_Q6_K: *fn = tile_q6_k; return 4;
     default: return 0;
     }
 }
