@@ -206,8 +206,9 @@ static int decode_shared(g2_isa isa, const g2_kernel *k, const int *use_panel, c
 }
 
 /* count products of the same activations, in one parallel region: the activations converted
- * once, every thread takes its share of each matrix in turn, one barrier at the end. The
- * matrices must have the same column count and activation format (the caller checks). */
+ * once, every thread takes its share of each matrix in turn (decode: chunks with stealing,
+ * decode_shared), one barrier at the end. The matrices must have the same column count and
+ * activation format (the caller checks). */
 static int matmul_many(g2_isa isa, const g2_tensor *const *ws, float *const *ys, int count, const float *x, int n,
                        int n_threads) {
     g2_kernel k[G2_MATMUL_MANY_MAX];
@@ -237,7 +238,7 @@ static int matmul_many(g2_isa isa, const g2_tensor *const *ws, float *const *ys,
     if (n_threads > min_units) n_threads = (int)min_units;
     int failed = 0;
     if (n == 1 && n_threads > 1) {
-        /* decode: chunks handed out with work stealing (see share_range) */
+        /* decode: chunks handed out with work stealing (decode_shared) */
         failed = decode_shared(isa, k, use_panel, unit, ws, ys, count, &a, x, buf, n_threads);
         free(buf);
         return failed ? -1 : 0;

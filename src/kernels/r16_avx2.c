@@ -81,18 +81,26 @@ G2_INLINE void tile_float_n(const int NT, const int PF, const int KIND, const ui
     } else {
         const size_t cb = KIND == K_F16 ? 32 : 64;
 #define R16_HALF(c, h) (KIND == K_F16 ? d8(g + (size_t)(c) * cb + 16 * (h)) : _mm256_loadu_ps((const float *)(const void *)(g + (size_t)(c) * cb + 32 * (h))))
-        for (int64_t c = 0; c < cols; c++) {
-            R16_PREFETCH(PF, g + (size_t)c * cb + R16_PF, (int)cb);
+        int64_t c = 0;
+        for (; c + 2 <= cols; c += 2) { /* two columns a step: constant accumulator indices */
+            R16_PREFETCH(PF, g + (size_t)c * cb + R16_PF, (int)(2 * cb));
+            G2_UNROLL
+            for (int j = 0; j < 2; j++)
+                G2_UNROLL
+                for (int h = 0; h < 2; h++) {
+                    const __m256 w = R16_HALF(c + j, h);
+                    G2_UNROLL
+                    for (int t = 0; t < NT; t++)
+                        acc[h][j % NA][t] = _mm256_fmadd_ps(w, _mm256_set1_ps(x[t][c + j]), acc[h][j % NA][t]);
+                }
+        }
+        for (; c < cols; c++)
             G2_UNROLL
             for (int h = 0; h < 2; h++) {
                 const __m256 w = R16_HALF(c, h);
                 G2_UNROLL
-                for (int t = 0; t < NT; t++) {
-                    const int j = NA == 2 ? (int)(c & 1) : 0;
-                    acc[h][j][t] = _mm256_fmadd_ps(w, _mm256_set1_ps(x[t][c]), acc[h][j][t]);
-                }
+                for (int t = 0; t < NT; t++) acc[h][0][t] = _mm256_fmadd_ps(w, _mm256_set1_ps(x[t][c]), acc[h][0][t]);
             }
-        }
 #undef R16_HALF
     }
     G2_UNROLL
@@ -114,7 +122,7 @@ G2_INLINE void tile_float_n(const int NT, const int PF, const int KIND, const ui
 #define R16_IN(NT, pass, h) ((NT) == 1 || (h) == (pass))
 #define R16_STORE(NT, pass)                                                                            \
     G2_UNROLL                                                                                          \
-    for (int h = 0; h < 2; h++) if (R16_IN(NT, pass, h))                                          \
+    for (int h = 0; h < 2; h++) if (R16_IN(NT, pass, h))                                               \
         G2_UNROLL                                                                                      \
         for (int t = 0; t < NT; t++) _mm256_storeu_ps(y + (size_t)t * ldy + 8 * h, acc[h][t])
 
@@ -136,47 +144,47 @@ G2_INLINE void tile_q32_n(const int NT, const int PF, const int Q8, const uint8_
     const size_t block_bytes = Q8 ? 544 : 288;
     G2_UNROLL
     for (int pass = 0; pass < 2; pass++) if (pass < R16_PASSES(NT)) {
-    __m256 acc[2][4];
-    G2_UNROLL
-    for (int t = 0; t < NT; t++) acc[0][t] = acc[1][t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < cols / 32; b++) {
-        const uint8_t *blk = g + (size_t)b * block_bytes;
-        R16_PREFETCH(PF, blk + R16_PF, (int)block_bytes);
+        __m256 acc[2][4];
         G2_UNROLL
-        for (int h = 0; h < 2; h++) if (R16_IN(NT, pass, h)) {
-            __m256i s[4];
+        for (int t = 0; t < NT; t++) acc[0][t] = acc[1][t] = _mm256_setzero_ps();
+        for (int64_t b = 0; b < cols / 32; b++) {
+            const uint8_t *blk = g + (size_t)b * block_bytes;
+            R16_PREFETCH(PF, blk + R16_PF, (int)block_bytes);
             G2_UNROLL
-            for (int t = 0; t < NT; t++) s[t] = _mm256_setzero_si256();
-            G2_UNROLL
-            for (int j = 0; j < 4; j++) {
-                if (Q8) {
-                    const __m256i w0 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 32 + 128 * j + 32 * h)), flip);
-                    const __m256i w1 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 96 + 128 * j + 32 * h)), flip);
-                    const __m256i u0 = _mm256_sign_epi8(w0, w0), u1 = _mm256_sign_epi8(w1, w1);
-                    G2_UNROLL
-                    for (int t = 0; t < NT; t++) {
-                        const __m256i p0 = _mm256_maddubs_epi16(u0, _mm256_sign_epi8(bcast4(q[t] + 32 * b + 8 * j), w0));
-                        const __m256i p1 = _mm256_maddubs_epi16(u1, _mm256_sign_epi8(bcast4(q[t] + 32 * b + 8 * j + 4), w1));
-                        s[t] = _mm256_add_epi32(s[t], _mm256_add_epi32(_mm256_madd_epi16(p0, ones), _mm256_madd_epi16(p1, ones)));
+            for (int h = 0; h < 2; h++) if (R16_IN(NT, pass, h)) {
+                __m256i s[4];
+                G2_UNROLL
+                for (int t = 0; t < NT; t++) s[t] = _mm256_setzero_si256();
+                G2_UNROLL
+                for (int j = 0; j < 4; j++) {
+                    if (Q8) {
+                        const __m256i w0 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 32 + 128 * j + 32 * h)), flip);
+                        const __m256i w1 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 96 + 128 * j + 32 * h)), flip);
+                        const __m256i u0 = _mm256_sign_epi8(w0, w0), u1 = _mm256_sign_epi8(w1, w1);
+                        G2_UNROLL
+                        for (int t = 0; t < NT; t++) {
+                            const __m256i p0 = _mm256_maddubs_epi16(u0, _mm256_sign_epi8(bcast4(q[t] + 32 * b + 8 * j), w0));
+                            const __m256i p1 = _mm256_maddubs_epi16(u1, _mm256_sign_epi8(bcast4(q[t] + 32 * b + 8 * j + 4), w1));
+                            s[t] = _mm256_add_epi32(s[t], _mm256_add_epi32(_mm256_madd_epi16(p0, ones), _mm256_madd_epi16(p1, ones)));
+                        }
+                    } else {
+                        const __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 32 + 64 * j + 32 * h));
+                        const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+                        G2_UNROLL
+                        for (int t = 0; t < NT; t++) /* int16 sums (bound in the header comment) */
+                            s[t] = _mm256_add_epi16(s[t], _mm256_add_epi16(_mm256_maddubs_epi16(lo, bcast4(q[t] + 32 * b + 8 * j)),
+                                                                           _mm256_maddubs_epi16(hi, bcast4(q[t] + 32 * b + 8 * j + 4))));
                     }
-                } else {
-                    const __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 32 + 64 * j + 32 * h));
-                    const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-                    G2_UNROLL
-                    for (int t = 0; t < NT; t++) /* int16 sums (bound in the header comment) */
-                        s[t] = _mm256_add_epi16(s[t], _mm256_add_epi16(_mm256_maddubs_epi16(lo, bcast4(q[t] + 32 * b + 8 * j)),
-                                                                       _mm256_maddubs_epi16(hi, bcast4(q[t] + 32 * b + 8 * j + 4))));
+                }
+                const __m256 d = d8(blk + 16 * h);
+                G2_UNROLL
+                for (int t = 0; t < NT; t++) {
+                    const __m256i si = Q8 ? s[t] : _mm256_add_epi32(_mm256_madd_epi16(s[t], ones), _mm256_set1_epi32(-8 * (int32_t)sa[t][b]));
+                    acc[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si), _mm256_mul_ps(d, _mm256_set1_ps(da[t][b])), acc[h][t]);
                 }
             }
-            const __m256 d = d8(blk + 16 * h);
-            G2_UNROLL
-            for (int t = 0; t < NT; t++) {
-                const __m256i si = Q8 ? s[t] : _mm256_add_epi32(_mm256_madd_epi16(s[t], ones), _mm256_set1_epi32(-8 * (int32_t)sa[t][b]));
-                acc[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si), _mm256_mul_ps(d, _mm256_set1_ps(da[t][b])), acc[h][t]);
-            }
         }
-    }
-    R16_STORE(NT, pass);
+        R16_STORE(NT, pass);
     }
 }
 #define tile_q4_0_n(NT, PF, ...) tile_q32_n(NT, PF, 0, __VA_ARGS__)
@@ -204,56 +212,56 @@ G2_INLINE void tile_q4_k_n(const int NT, const int PF, const uint8_t *g, int64_t
     const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
     G2_UNROLL
     for (int pass = 0; pass < 2; pass++) if (pass < R16_PASSES(NT)) {
-    __m256 acc[2][4];
-    G2_UNROLL
-    for (int t = 0; t < NT; t++) acc[0][t] = acc[1][t] = _mm256_setzero_ps();
-    for (int64_t sb = 0; sb < cols / 256; sb++) {
-        const uint8_t *blk = g + (size_t)sb * 2304;
-        uint8_t sc[128], mn[128];
-        six_bit_unpack(blk + 64, sc);
-        six_bit_unpack(blk + 160, mn);
-        __m256i S[2][4], M[2][4];
+        __m256 acc[2][4];
         G2_UNROLL
-        for (int t = 0; t < NT; t++) S[0][t] = S[1][t] = M[0][t] = M[1][t] = _mm256_setzero_si256();
-        for (int j = 0; j < 8; j++) {
-            R16_PREFETCH(PF, blk + 2304 + R16_PF + 320 * j, 320);
+        for (int t = 0; t < NT; t++) acc[0][t] = acc[1][t] = _mm256_setzero_ps();
+        for (int64_t sb = 0; sb < cols / 256; sb++) {
+            const uint8_t *blk = g + (size_t)sb * 2304;
+            uint8_t sc[128], mn[128];
+            six_bit_unpack(blk + 64, sc);
+            six_bit_unpack(blk + 160, mn);
+            __m256i S[2][4], M[2][4];
             G2_UNROLL
-            for (int h = 0; h < 2; h++) if (R16_IN(NT, pass, h)) {
-                __m256i s[4];
+            for (int t = 0; t < NT; t++) S[0][t] = S[1][t] = M[0][t] = M[1][t] = _mm256_setzero_si256();
+            for (int j = 0; j < 8; j++) {
+                R16_PREFETCH(PF, blk + 2304 + R16_PF + 320 * j, 320);
                 G2_UNROLL
-                for (int t = 0; t < NT; t++) s[t] = _mm256_setzero_si256();
-                G2_UNROLL
-                for (int v = 0; v < 4; v++) {
-                    const __m256i w = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 256 + 64 * (4 * j + v) + 32 * h));
-                    const __m256i lo = _mm256_and_si256(w, m4), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), m4);
+                for (int h = 0; h < 2; h++) if (R16_IN(NT, pass, h)) {
+                    __m256i s[4];
+                    G2_UNROLL
+                    for (int t = 0; t < NT; t++) s[t] = _mm256_setzero_si256();
+                    G2_UNROLL
+                    for (int v = 0; v < 4; v++) {
+                        const __m256i w = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 256 + 64 * (4 * j + v) + 32 * h));
+                        const __m256i lo = _mm256_and_si256(w, m4), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), m4);
+                        G2_UNROLL
+                        for (int t = 0; t < NT; t++) {
+                            const int8_t *qa = q[t] + 256 * sb + 32 * j + 8 * v;
+                            s[t] = _mm256_add_epi16(s[t], _mm256_add_epi16(_mm256_maddubs_epi16(lo, bcast4(qa)), _mm256_maddubs_epi16(hi, bcast4(qa + 4))));
+                        }
+                    }
+                    const __m256i scj = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(sc + 16 * j + 8 * h)));
+                    const __m256i mnj = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(mn + 16 * j + 8 * h)));
                     G2_UNROLL
                     for (int t = 0; t < NT; t++) {
-                        const int8_t *qa = q[t] + 256 * sb + 32 * j + 8 * v;
-                        s[t] = _mm256_add_epi16(s[t], _mm256_add_epi16(_mm256_maddubs_epi16(lo, bcast4(qa)), _mm256_maddubs_epi16(hi, bcast4(qa + 4))));
+                        const int16_t *bs = sa[t] + 16 * sb;
+                        S[h][t] = _mm256_add_epi32(S[h][t], _mm256_mullo_epi32(_mm256_madd_epi16(s[t], ones), scj));
+                        M[h][t] = _mm256_add_epi32(M[h][t], _mm256_mullo_epi32(mnj, _mm256_set1_epi32(bs[2 * j] + bs[2 * j + 1])));
                     }
                 }
-                const __m256i scj = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(sc + 16 * j + 8 * h)));
-                const __m256i mnj = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(mn + 16 * j + 8 * h)));
+            }
+            G2_UNROLL
+            for (int h = 0; h < 2; h++) if (R16_IN(NT, pass, h)) {
+                const __m256 d = d8(blk + 16 * h), dmin = d8(blk + 32 + 16 * h);
                 G2_UNROLL
                 for (int t = 0; t < NT; t++) {
-                    const int16_t *bs = sa[t] + 16 * sb;
-                    S[h][t] = _mm256_add_epi32(S[h][t], _mm256_mullo_epi32(_mm256_madd_epi16(s[t], ones), scj));
-                    M[h][t] = _mm256_add_epi32(M[h][t], _mm256_mullo_epi32(mnj, _mm256_set1_epi32(bs[2 * j] + bs[2 * j + 1])));
+                    const __m256 dab = _mm256_set1_ps(da[t][sb]);
+                    acc[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(S[h][t]), _mm256_mul_ps(d, dab), acc[h][t]);
+                    acc[h][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(M[h][t]), _mm256_mul_ps(dmin, dab), acc[h][t]);
                 }
             }
         }
-        G2_UNROLL
-        for (int h = 0; h < 2; h++) if (R16_IN(NT, pass, h)) {
-            const __m256 d = d8(blk + 16 * h), dmin = d8(blk + 32 + 16 * h);
-            G2_UNROLL
-            for (int t = 0; t < NT; t++) {
-                const __m256 dab = _mm256_set1_ps(da[t][sb]);
-                acc[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(S[h][t]), _mm256_mul_ps(d, dab), acc[h][t]);
-                acc[h][t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(M[h][t]), _mm256_mul_ps(dmin, dab), acc[h][t]);
-            }
-        }
-    }
-    R16_STORE(NT, pass);
+        R16_STORE(NT, pass);
     }
 }
 
@@ -265,46 +273,46 @@ G2_INLINE void tile_q6_k_n(const int NT, const int PF, const uint8_t *g, int64_t
     const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30), ones = _mm256_set1_epi16(1);
     G2_UNROLL
     for (int pass = 0; pass < 2; pass++) if (pass < R16_PASSES(NT)) {
-    __m256 acc[2][4];
-    G2_UNROLL
-    for (int t = 0; t < NT; t++) acc[0][t] = acc[1][t] = _mm256_setzero_ps();
-    for (int64_t sb = 0; sb < cols / 256; sb++) {
-        const uint8_t *blk = g + (size_t)sb * 3360;
-        __m256i S[2][4];
+        __m256 acc[2][4];
         G2_UNROLL
-        for (int t = 0; t < NT; t++) S[0][t] = S[1][t] = _mm256_setzero_si256();
-        for (int k = 0; k < 16; k++) {
-            R16_PREFETCH(PF, blk + 3360 + R16_PF + 256 * k, 256);
+        for (int t = 0; t < NT; t++) acc[0][t] = acc[1][t] = _mm256_setzero_ps();
+        for (int64_t sb = 0; sb < cols / 256; sb++) {
+            const uint8_t *blk = g + (size_t)sb * 3360;
+            __m256i S[2][4];
             G2_UNROLL
-            for (int h = 0; h < 2; h++) if (R16_IN(NT, pass, h)) {
-                const __m256i l0 = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 288 + 64 * (2 * k) + 32 * h));
-                const __m256i l1 = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 288 + 64 * (2 * k + 1) + 32 * h));
-                const __m256i hb = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 2336 + 64 * k + 32 * h));
-                const __m256i w0 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30));
-                const __m256i w1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30));
-                const __m256i w2 = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(hb, m30));
-                const __m256i w3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
-                const __m256i sck = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(blk + 32 + 16 * k + 8 * h)));
+            for (int t = 0; t < NT; t++) S[0][t] = S[1][t] = _mm256_setzero_si256();
+            for (int k = 0; k < 16; k++) {
+                R16_PREFETCH(PF, blk + 3360 + R16_PF + 256 * k, 256);
                 G2_UNROLL
-                for (int t = 0; t < NT; t++) {
-                    const int8_t *qa = q[t] + 256 * sb + 16 * k;
-                    const __m256i p01 = _mm256_add_epi16(_mm256_maddubs_epi16(w0, bcast4(qa)), _mm256_maddubs_epi16(w1, bcast4(qa + 4)));
-                    const __m256i p23 = _mm256_add_epi16(_mm256_maddubs_epi16(w2, bcast4(qa + 8)), _mm256_maddubs_epi16(w3, bcast4(qa + 12)));
-                    const __m256i s = _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(p01, ones), _mm256_madd_epi16(p23, ones)),
-                                                       _mm256_set1_epi32(-32 * (int32_t)sa[t][16 * sb + k]));
-                    S[h][t] = _mm256_add_epi32(S[h][t], _mm256_mullo_epi32(s, sck));
+                for (int h = 0; h < 2; h++) if (R16_IN(NT, pass, h)) {
+                    const __m256i l0 = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 288 + 64 * (2 * k) + 32 * h));
+                    const __m256i l1 = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 288 + 64 * (2 * k + 1) + 32 * h));
+                    const __m256i hb = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 2336 + 64 * k + 32 * h));
+                    const __m256i w0 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30));
+                    const __m256i w1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30));
+                    const __m256i w2 = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(hb, m30));
+                    const __m256i w3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
+                    const __m256i sck = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(blk + 32 + 16 * k + 8 * h)));
+                    G2_UNROLL
+                    for (int t = 0; t < NT; t++) {
+                        const int8_t *qa = q[t] + 256 * sb + 16 * k;
+                        const __m256i p01 = _mm256_add_epi16(_mm256_maddubs_epi16(w0, bcast4(qa)), _mm256_maddubs_epi16(w1, bcast4(qa + 4)));
+                        const __m256i p23 = _mm256_add_epi16(_mm256_maddubs_epi16(w2, bcast4(qa + 8)), _mm256_maddubs_epi16(w3, bcast4(qa + 12)));
+                        const __m256i s = _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(p01, ones), _mm256_madd_epi16(p23, ones)),
+                                                           _mm256_set1_epi32(-32 * (int32_t)sa[t][16 * sb + k]));
+                        S[h][t] = _mm256_add_epi32(S[h][t], _mm256_mullo_epi32(s, sck));
+                    }
                 }
             }
-        }
-        G2_UNROLL
-        for (int h = 0; h < 2; h++) if (R16_IN(NT, pass, h)) {
-            const __m256 d = d8(blk + 16 * h);
             G2_UNROLL
-            for (int t = 0; t < NT; t++)
-                acc[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(S[h][t]), _mm256_mul_ps(d, _mm256_set1_ps(da[t][sb])), acc[h][t]);
+            for (int h = 0; h < 2; h++) if (R16_IN(NT, pass, h)) {
+                const __m256 d = d8(blk + 16 * h);
+                G2_UNROLL
+                for (int t = 0; t < NT; t++)
+                    acc[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(S[h][t]), _mm256_mul_ps(d, _mm256_set1_ps(da[t][sb])), acc[h][t]);
+            }
         }
-    }
-    R16_STORE(NT, pass);
+        R16_STORE(NT, pass);
     }
 }
 

@@ -73,7 +73,7 @@ typedef void (*g2_r16_tile_fn)(const uint8_t *group, int64_t cols, const struct 
 int g2_r16_tile_avx512(int type, int act, g2_r16_tile_fn *fn);
 /* Decode: nt = 1, streaming the group with software prefetch; NULL when there is no kernel. */
 g2_r16_tile_fn g2_r16_decode_avx512(int type, int act);
-/* The same on AVX2 + FMA (r16_avx2.c): prefill up to 4 (F32, F16) or 2 tokens a pass. */
+/* The same on AVX2 + FMA (r16_avx2.c): prefill up to 4 tokens a pass (BF16: 2). */
 int g2_r16_tile_avx2(int type, int act, g2_r16_tile_fn *fn);
 g2_r16_tile_fn g2_r16_decode_avx2(int type, int act);
 

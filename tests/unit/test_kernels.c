@@ -433,21 +433,22 @@ static void test_matmul_many(void) {
 
 /* Decode (one token, several threads) hands out chunks of ~256 KiB of rows and lets a thread
  * that runs out take chunks from the end of another's share (matmul.c, decode_shared). Matrices
- * of many chunks, with row counts that end in a partial group, both layouts, and more threads
- * than some matrices have chunks: the result must equal the one-thread product bit for bit,
+ * of many chunks (plain rows: row counts that end in a partial tile), both layouts, and more
+ * threads than some matrices have chunks: the result must equal the one-thread product bit for bit,
  * whichever thread computed which chunk. */
 static void test_decode_chunks(void) {
     static const int types[3] = {GEMMA2_TYPE_Q4_0, GEMMA2_TYPE_Q8_0, GEMMA2_TYPE_Q4_0};
-    static const int64_t rows[3] = {2100, 700, 77};
+    static const int64_t plain_rows[3] = {2100, 700, 77}, r16_rows[3] = {2096, 704, 80}; /* r16: groups of 16 */
     float *x = malloc(2304 * 4);
     random_fill(x, 2304, 23, 1.0);
     for (int r16 = 0; r16 < 2; r16++) {
+        const int64_t *rows = r16 ? r16_rows : plain_rows;
         test_matrix m[3];
         const g2_tensor *w[3];
         float *y[3], *y1[3];
         for (int i = 0; i < 3; i++) {
             m[i] = make_matrix(types[i], rows[i], 2304, 40 + (uint64_t)i);
-            if (r16) g2_tensor_repack_r16(&m[i].t, 1);
+            if (r16) CHECK(g2_tensor_repack_r16(&m[i].t, 1) == 0 && m[i].t.layout == G2_LAYOUT_R16);
             w[i] = &m[i].t;
             y[i] = malloc((size_t)rows[i] * 4), y1[i] = malloc((size_t)rows[i] * 4);
             g2_matmul(w[i], x, 1, y1[i], 1);
