@@ -8,27 +8,14 @@
  * at most 15 x 127 per int16 lane, 30480 < 32767) they are added as int16 over a whole block and
  * widened once; Q6_K (6-bit) widens every two products, Q8_0 every product, with the signed
  * weights made unsigned by vpsignb (|w| x sign(a, w), as kern_avx2.c).
- * One template per type, tile_<type>_n(NT, PF, ...): decode NT = 1 with software prefetch (PF),
- * prefill NT <= 4 (BF16: 2), the quantized types in two passes of 8 rows (16 registers). Products and sums are the ones
- * the plain kernels compute, so results agree with them to rounding (exactly for the integer
- * parts). */
+ * One template per type, tile_<type>_n(NT, PF, ...): decode NT = 1 with software prefetch
+ * (PF), prefill NT <= 4 (BF16: 2), the quantized types in two passes of 8 rows (16 registers).
+ * Products and sums are the ones the plain kernels compute, so results agree with them to
+ * rounding (exactly for the integer parts). Shared macros: r16_kernels.h. */
 #include <immintrin.h>
 #include <string.h>
 
-#include "gemma2.h"
-#include "kernels/kernels_impl.h"
-#include "kernels/repack.h"
-#include "kernels/tile_cases.h"
-
-#ifndef R16_PF
-#define R16_PF 4096 /* bytes ahead in the group stream, as r16_avx512.c */
-#endif
-
-#define R16_PREFETCH(PF, p, bytes)                                                                     \
-    do {                                                                                               \
-        if (PF)                                                                                        \
-            for (int o_ = 0; o_ < (bytes); o_ += 64) _mm_prefetch((const char *)(p) + o_, _MM_HINT_T0); \
-    } while (0)
+#include "kernels/r16_kernels.h"
 
 /* 8 fp16 scales (rows 8h..8h+7) -> fp32 lanes */
 G2_INLINE __m256 d8(const uint8_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p)); }
@@ -126,12 +113,6 @@ G2_INLINE void tile_float_n(const int NT, const int PF, const int KIND, const ui
         G2_UNROLL                                                                                      \
         for (int t = 0; t < NT; t++) _mm256_storeu_ps(y + (size_t)t * ldy + 8 * h, acc[h][t])
 
-#define R16_ACT(NT)                                                                                    \
-    const int8_t *q[4];                                                                                \
-    const float *da[4];                                                                                \
-    const int16_t *sa[4];                                                                              \
-    G2_UNROLL                                                                                          \
-    for (int t = 0; t < NT; t++) q[t] = g2_act_q(a, t0 + t), da[t] = g2_act_d(a, t0 + t), sa[t] = g2_act_s(a, t0 + t)
 
 /* Q4_0 (per block of 32: the 16 fp16 scales, then 4 vectors of nibbles; vector j: elements
  * 8j..8j+3 low, 8j+4..8j+7 high) and Q8_0 (the scales, then 8 vectors of q + 128; vectors 2j and
@@ -139,7 +120,7 @@ G2_INLINE void tile_float_n(const int NT, const int PF, const int KIND, const ui
  * block sums); Q8_0's bytes are made signed again (xor 0x80) for the sign trick. */
 G2_INLINE void tile_q32_n(const int NT, const int PF, const int Q8, const uint8_t *g, int64_t cols, const g2_act *a, int t0,
                           float *y, size_t ldy) {
-    R16_ACT(NT);
+    R16_ACT(NT, 4);
     const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1), flip = _mm256_set1_epi8((char)0x80);
     const size_t block_bytes = Q8 ? 544 : 288;
     G2_UNROLL
@@ -208,7 +189,7 @@ G2_INLINE void six_bit_unpack(const uint8_t *p, uint8_t out[128]) {
  * and widened once, times the rows' scales; the mins times the sub-block's activation sum.
  * Decode prefetches as r16_avx512.c: 8 x 320 bytes cover a super-block of 2304. */
 G2_INLINE void tile_q4_k_n(const int NT, const int PF, const uint8_t *g, int64_t cols, const g2_act *a, int t0, float *y, size_t ldy) {
-    R16_ACT(NT);
+    R16_ACT(NT, 4);
     const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
     G2_UNROLL
     for (int pass = 0; pass < 2; pass++) if (pass < R16_PASSES(NT)) {
@@ -269,7 +250,7 @@ G2_INLINE void tile_q4_k_n(const int NT, const int PF, const uint8_t *g, int64_t
  * vectors and one high-bits vector (as r16_avx512.c), int16 pairs of products widened after two
  * (2 x 2 x 63 x 127 = 32004), the -32 offset from the activation sums, times the int8 scales. */
 G2_INLINE void tile_q6_k_n(const int NT, const int PF, const uint8_t *g, int64_t cols, const g2_act *a, int t0, float *y, size_t ldy) {
-    R16_ACT(NT);
+    R16_ACT(NT, 4);
     const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30), ones = _mm256_set1_epi16(1);
     G2_UNROLL
     for (int pass = 0; pass < 2; pass++) if (pass < R16_PASSES(NT)) {
@@ -318,18 +299,9 @@ G2_INLINE void tile_q6_k_n(const int NT, const int PF, const uint8_t *g, int64_t
 
 /* ---- entry points ---------------------------------------------------------------------------- */
 
-#define R16_CASE(F, N) case N: F(N, 0, g, cols, a, t0, y, ldy); break;
 #define R16_SWITCH2(F)                                                                                 \
     switch (nt) {                                                                                      \
         R16_CASE(F, 1) R16_CASE(F, 2) default : break;                                                 \
-    }
-#define R16_SWITCH4(F)                                                                                 \
-    switch (nt) {                                                                                      \
-        R16_CASE(F, 1) R16_CASE(F, 2) R16_CASE(F, 3) R16_CASE(F, 4) default : break;                   \
-    }
-#define R16_TILE(NAME, SWITCH, TEMPLATE)                                                               \
-    static void NAME(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) { \
-        SWITCH(TEMPLATE)                                                                               \
     }
 R16_TILE(tile_f32, R16_SWITCH4, tile_f32_n)
 R16_TILE(tile_f16, R16_SWITCH4, tile_f16_n)
@@ -339,11 +311,6 @@ R16_TILE(tile_q8_0, R16_SWITCH4, tile_q8_0_n)
 R16_TILE(tile_q4_k, R16_SWITCH4, tile_q4_k_n)
 R16_TILE(tile_q6_k, R16_SWITCH4, tile_q6_k_n)
 
-#define R16_DECODE(NAME, TILE)                                                                         \
-    static void NAME(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) { \
-        (void)nt;                                                                                      \
-        TILE(1, 1, g, cols, a, t0, y, ldy);                                                            \
-    }
 R16_DECODE(decode_f32, tile_f32_n)
 R16_DECODE(decode_f16, tile_f16_n)
 R16_DECODE(decode_bf16, tile_bf16_n)
@@ -352,20 +319,8 @@ R16_DECODE(decode_q8_0, tile_q8_0_n)
 R16_DECODE(decode_q4_k, tile_q4_k_n)
 R16_DECODE(decode_q6_k, tile_q6_k_n)
 
-/* The activation kind the plain AVX2 kernels use for each type (kern_avx2.c): the same here. */
-static int r16_act(int type) {
-    switch (type) {
-    case GEMMA2_TYPE_F32:
-    case GEMMA2_TYPE_F16:
-    case GEMMA2_TYPE_BF16: return G2_ACT_F32;
-    case GEMMA2_TYPE_Q8_0:
-    case GEMMA2_TYPE_Q4_0: return G2_ACT_Q8_32;
-    default: return G2_ACT_Q8_256;
-    }
-}
-
 int g2_r16_tile_avx2(int type, int act, g2_r16_tile_fn *fn) {
-    if (act != r16_act(type)) return 0;
+    if (act != g2_r16_act(type)) return 0;
     switch (type) {
     case GEMMA2_TYPE_F32: *fn = tile_f32; return 4;
     case GEMMA2_TYPE_F16: *fn = tile_f16; return 4;
@@ -379,7 +334,7 @@ int g2_r16_tile_avx2(int type, int act, g2_r16_tile_fn *fn) {
 }
 
 g2_r16_tile_fn g2_r16_decode_avx2(int type, int act) {
-    if (act != r16_act(type)) return NULL;
+    if (act != g2_r16_act(type)) return NULL;
     switch (type) {
     case GEMMA2_TYPE_F32: return decode_f32;
     case GEMMA2_TYPE_F16: return decode_f16;

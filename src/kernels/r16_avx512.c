@@ -9,16 +9,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-#include "gemma2.h"
-#include "kernels/kernels_impl.h"
-#include "kernels/repack.h"
-#include "kernels/tile_cases.h"
-
-/* Software prefetch distance (bytes) ahead in the group stream; groups of a thread's share are
- * contiguous, so a prefetch past a group's end lands in the next group. */
-#ifndef R16_PF
-#define R16_PF 4096
-#endif
+#include "kernels/r16_kernels.h"
 
 /* The 16 rows' scale vectors of a super-block: 8 + 8 fp16 -> fp32 (rows in lanes). */
 static inline __m512 d16(const uint8_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)p)); }
@@ -45,12 +36,6 @@ static inline void six_bit_unpack(const uint8_t *p, uint8_t out[128]) {
     _mm512_storeu_si512(out + 64, v1);
 }
 
-/* Prefetches the 64-byte lines [p, p + bytes) when PF (a constant of each instantiation). */
-#define R16_PREFETCH(PF, p, bytes)                                                                     \
-    do {                                                                                               \
-        if (PF)                                                                                        \
-            for (int o_ = 0; o_ < (bytes); o_ += 64) _mm_prefetch((const char *)(p) + o_, _MM_HINT_T0); \
-    } while (0)
 
 /* BF16, NT <= 8 tokens: each 64-byte vector holds columns 2p, 2p+1 of 16 rows; the even column is
  * the low half of each 32-bit lane (shift it up: bf16 -> fp32 is a 16-bit shift), the odd one the
@@ -160,13 +145,6 @@ __attribute__((target("avx512bf16"))) G2_INLINE void tile_bf16dot_n(const int NT
     for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + (size_t)t * ldy, _mm512_add_ps(acc[0][t], acc[1][t]));
 }
 
-/* The activations of NT <= 8 tokens (G2_ACT_Q8_32 / Q8_256 records). */
-#define R16_ACT(NT)                                                                                            \
-    const int8_t *q[8];                                                                                        \
-    const float *da[8];                                                                                        \
-    const int16_t *sa[8];                                                                                      \
-    G2_UNROLL8                                                                                                 \
-    for (int t = 0; t < NT; t++) q[t] = g2_act_q(a, t0 + t), da[t] = g2_act_d(a, t0 + t), sa[t] = g2_act_s(a, t0 + t)
 
 /* Q4_0 and Q8_0 (Q8 = 0 / 1) with int8 activations (G2_ACT_Q8_32): per block of 32, 8
  * vpdpbusd of 16 rows x 4 unsigned weights with a broadcast word of 4 activations, then one fp32
@@ -176,7 +154,7 @@ __attribute__((target("avx512bf16"))) G2_INLINE void tile_bf16dot_n(const int NT
  * -128 * sum(a). Either way vector pair j holds elements 8j..8j+3 and 8j+4..8j+7. */
 G2_INLINE void tile_q32_n(const int NT, const int PF, const int Q8, const uint8_t *g, int64_t cols, const g2_act *a, int t0,
                           float *y, size_t ldy) {
-    R16_ACT(NT);
+    R16_ACT(NT, 8);
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     const size_t block_bytes = Q8 ? 544 : 288;
     const int32_t offset = Q8 ? -128 : -8;
@@ -221,7 +199,7 @@ G2_INLINE void tile_q32_n(const int NT, const int PF, const int Q8, const uint8_
  * prefetches a super-block and more ahead, spread over the sub-blocks (a burst of prefetches
  * overflows the miss buffers and some are dropped): 8 x 320 bytes cover 2304. */
 G2_INLINE void tile_q4_k_n(const int NT, const int PF, const uint8_t *g, int64_t cols, const g2_act *a, int t0, float *y, size_t ldy) {
-    R16_ACT(NT);
+    R16_ACT(NT, 8);
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     __m512 acc[4];
     G2_UNROLL
@@ -275,7 +253,7 @@ G2_INLINE void tile_q4_k_n(const int NT, const int PF, const uint8_t *g, int64_t
  * sums, times the rows' int8 scales (vpmulld). Decode prefetches as Q4_K: 16 x 256 bytes cover
  * 3360. */
 G2_INLINE void tile_q6_k_n(const int NT, const int PF, const uint8_t *g, int64_t cols, const g2_act *a, int t0, float *y, size_t ldy) {
-    R16_ACT(NT);
+    R16_ACT(NT, 8);
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
     __m512 acc[4];
     G2_UNROLL
@@ -315,20 +293,10 @@ G2_INLINE void tile_q6_k_n(const int NT, const int PF, const uint8_t *g, int64_t
     for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + (size_t)t * ldy, acc[t]);
 }
 
-#define R16_CASE(F, N) case N: F(N, 0, g, cols, a, t0, y, ldy); break;
-#define R16_SWITCH4(F)                                                                                        \
-    switch (nt) {                                                                                             \
-        R16_CASE(F, 1) R16_CASE(F, 2) R16_CASE(F, 3) R16_CASE(F, 4) default : break;                           \
-    }
 #define R16_SWITCH8(F)                                                                                        \
     switch (nt) {                                                                                             \
         R16_CASE(F, 1) R16_CASE(F, 2) R16_CASE(F, 3) R16_CASE(F, 4) R16_CASE(F, 5) R16_CASE(F, 6) R16_CASE(F, 7) \
         R16_CASE(F, 8) default : break;                                                                       \
-    }
-/* A prefill entry point: the template's instance for nt tokens (SWITCH: up to 4 or 8). */
-#define R16_TILE(NAME, SWITCH, TEMPLATE)                                                                \
-    static void NAME(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) { \
-        SWITCH(TEMPLATE)                                                                               \
     }
 R16_TILE(tile_f32, R16_SWITCH8, tile_f32_n)
 R16_TILE(tile_f16, R16_SWITCH8, tile_f16_n)
@@ -337,17 +305,6 @@ R16_TILE(tile_q4_0, R16_SWITCH8, tile_q4_0_n)
 R16_TILE(tile_q8_0, R16_SWITCH8, tile_q8_0_n)
 R16_TILE(tile_q4_k, R16_SWITCH4, tile_q4_k_n)
 R16_TILE(tile_q6_k, R16_SWITCH4, tile_q6_k_n)
-/* The activation kind each type's r16 kernels read (BF16 has a second set for G2_ACT_BF16). */
-static int r16_act(int type) {
-    switch (type) {
-    case GEMMA2_TYPE_F32:
-    case GEMMA2_TYPE_F16:
-    case GEMMA2_TYPE_BF16: return G2_ACT_F32;
-    case GEMMA2_TYPE_Q8_0:
-    case GEMMA2_TYPE_Q4_0: return G2_ACT_Q8_32;
-    default: return G2_ACT_Q8_256;
-    }
-}
 
 static void tile_bf16dot(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
     switch (nt) {
@@ -360,7 +317,7 @@ static void tile_bf16dot(const uint8_t *g, int64_t cols, const g2_act *a, int t0
 }
 
 int g2_r16_tile_avx512(int type, int act, g2_r16_tile_fn *fn) {
-    if (act != r16_act(type)) {
+    if (act != g2_r16_act(type)) {
         if (type != GEMMA2_TYPE_BF16 || act != G2_ACT_BF16) return 0;
         *fn = tile_bf16dot;
         return 16;
@@ -377,12 +334,6 @@ int g2_r16_tile_avx512(int type, int act, g2_r16_tile_fn *fn) {
     }
 }
 
-/* Decode: one token, prefetching. */
-#define R16_DECODE(NAME, TILE)                                                                         \
-    static void NAME(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) { \
-        (void)nt;                                                                                      \
-        TILE(1, 1, g, cols, a, t0, y, ldy);                                                            \
-    }
 R16_DECODE(decode_f32, tile_f32_n)
 R16_DECODE(decode_f16, tile_f16_n)
 R16_DECODE(decode_bf16, tile_bf16_n)
@@ -393,7 +344,7 @@ R16_DECODE(decode_q4_k, tile_q4_k_n)
 R16_DECODE(decode_q6_k, tile_q6_k_n)
 
 g2_r16_tile_fn g2_r16_decode_avx512(int type, int act) {
-    if (act != r16_act(type)) return type == GEMMA2_TYPE_BF16 && act == G2_ACT_BF16 ? decode_bf16dot : NULL;
+    if (act != g2_r16_act(type)) return type == GEMMA2_TYPE_BF16 && act == G2_ACT_BF16 ? decode_bf16dot : NULL;
     switch (type) {
     case GEMMA2_TYPE_F32: return decode_f32;
     case GEMMA2_TYPE_F16: return decode_f16;
