@@ -38,8 +38,9 @@ enum { K_F32, K_F16, K_BF16 };
 
 /* F32 / F16: column c of the 16 rows is one vector (64 / 32 bytes), half h its rows 8h..8h+7.
  * BF16: vector p holds columns 2p, 2p+1 (row r's pair at 4r): the even column is the low half
- * of each 32-bit lane, the odd one the high half. NA accumulators per half and token: 2 in
- * decode (4 chains with the halves, to cover the FMA latency), 1 with more tokens. */
+ * of each 32-bit lane, the odd one the high half, each with its own accumulator. F32 / F16 take
+ * two columns a step into NA accumulators per half and token: 2 in decode (4 chains with the
+ * halves, to cover the FMA latency), 1 with more tokens. */
 G2_INLINE void tile_float_n(const int NT, const int PF, const int KIND, const uint8_t *g, int64_t cols, const g2_act *a,
                             int t0, float *y, size_t ldy) {
     const int NA = NT == 1 ? 2 : 1;
