@@ -59,7 +59,7 @@ for t in types:
         kl = (np.exp(lb) * (lb - lq)).sum(axis=1)
         top = (lb.argmax(axis=1) == lq.argmax(axis=1)).mean()
         r[w] = (kl.mean(), top)
-    print("%-8s %12.6f %12.6f %7.3f %10.1f%% %10.1f%%" % (t, r["ours"][0], r["llama"][0], r["ours"][0] / r["llama"][0],
+    print("%-8s %12.4g %12.4g %7.3f %10.1f%% %10.1f%%" % (t, r["ours"][0], r["llama"][0], r["ours"][0] / r["llama"][0],
                                                        100 * r["ours"][1], 100 * r["llama"][1]))
 # each engine's BF16 logits against ours with exact products (GEMMA2_BF16_DOT=0): what rounding
 # the activations of BF16 products to bf16 costs (both engines do by default on AVX512-BF16)

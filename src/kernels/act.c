@@ -48,6 +48,30 @@ static float q8_block(const float *x, int n, int8_t *q) {
     return d;
 }
 
+/* Q8 kinds, per block of `bs` (32 or 256) with sums of each `gs` (32 or 16). With `prev` (a record
+ * of the same token), quantizes the residual x - dequantized(prev) instead of x. */
+static void convert_q8(const g2_act *a, int bs, int gs, const float *x, const uint8_t *prev, uint8_t *dst) {
+    int8_t *q = (int8_t *)dst;
+    float *d = (float *)(dst + a->off_d);
+    int16_t *s = (int16_t *)(dst + a->off_s);
+    float r[256];
+    for (int64_t b = 0; b < a->cols / bs; b++) {
+        const float *xb = x + bs * b;
+        if (prev) {
+            const int8_t *pq = (const int8_t *)prev + bs * b;
+            const float pd = ((const float *)(prev + a->off_d))[b];
+            for (int j = 0; j < bs; j++) r[j] = xb[j] - pd * (float)pq[j];
+            xb = r;
+        }
+        d[b] = q8_block(xb, bs, q + bs * b);
+    }
+    for (int64_t g = 0; g < a->cols / gs; g++) {
+        int sum = 0;
+        for (int j = 0; j < gs; j++) sum += q[gs * g + j];
+        s[g] = (int16_t)sum;
+    }
+}
+
 void g2_act_convert(g2_act_kind kind, const g2_act *a, const float *x, uint8_t *dst) {
     const int64_t cols = a->cols;
     switch (kind) {
@@ -58,29 +82,12 @@ void g2_act_convert(g2_act_kind kind, const g2_act *a, const float *x, uint8_t *
             memcpy(dst + 2 * i, &h, 2);
         }
         break;
-    case G2_ACT_Q8_32: {
-        int8_t *q = (int8_t *)dst;
-        float *d = (float *)(dst + a->off_d);
-        int16_t *s = (int16_t *)(dst + a->off_s);
-        for (int64_t b = 0; b < cols / 32; b++) {
-            d[b] = q8_block(x + 32 * b, 32, q + 32 * b);
-            int sum = 0;
-            for (int j = 0; j < 32; j++) sum += q[32 * b + j];
-            s[b] = (int16_t)sum;
-        }
-        break;
+    case G2_ACT_Q8_32: convert_q8(a, 32, 32, x, NULL, dst); break;
+    case G2_ACT_Q8_256: convert_q8(a, 256, 16, x, NULL, dst); break;
     }
-    case G2_ACT_Q8_256: {
-        int8_t *q = (int8_t *)dst;
-        float *d = (float *)(dst + a->off_d);
-        int16_t *s = (int16_t *)(dst + a->off_s);
-        for (int64_t b = 0; b < cols / 256; b++) d[b] = q8_block(x + 256 * b, 256, q + 256 * b);
-        for (int64_t g = 0; g < cols / 16; g++) {
-            int sum = 0;
-            for (int j = 0; j < 16; j++) sum += q[16 * g + j];
-            s[g] = (int16_t)sum;
-        }
-        break;
-    }
-    }
+}
+
+void g2_act_convert_residual(g2_act_kind kind, const g2_act *a, const float *x, const uint8_t *prev, uint8_t *dst) {
+    if (kind == G2_ACT_Q8_32) convert_q8(a, 32, 32, x, prev, dst);
+    else if (kind == G2_ACT_Q8_256) convert_q8(a, 256, 16, x, prev, dst);
 }

@@ -39,6 +39,10 @@ void g2_act_layout(g2_act_kind kind, int64_t cols, g2_act *a);
  * so that every path sees bit-identical activations (the paths then differ only in the order
  * of fp32 additions). */
 void g2_act_convert(g2_act_kind kind, const g2_act *a, const float *x, uint8_t *dst);
+/* The Q8 kinds' second term (G2_MATMUL_FINE_ACT): the residual x - d * q of token x's record
+ * `prev`, converted into `dst` in the same format. A product over both records sums to that of x
+ * quantized to ~15 bits (the residual's int8 step is 1/254 of the first's). Other kinds: nothing. */
+void g2_act_convert_residual(g2_act_kind kind, const g2_act *a, const float *x, const uint8_t *prev, uint8_t *dst);
 
 /* y[t * ldy + r] = dot(weight row r, token t) for r < nr <= mr, t < nt <= nt_max.
  * w: row 0 of the tile; a: the activations; t0: first token of the tile. */

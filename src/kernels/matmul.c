@@ -126,6 +126,24 @@ static int compute_share(g2_isa isa, const g2_kernel *k, int use_panel, const g2
     return failed ? -1 : 0;
 }
 
+/* Token t's record(s) in buf: with `fine`, records 2t (x) and 2t + 1 (its residual). */
+static void convert_token(g2_act_kind kind, const g2_act *a, const float *x, int fine, uint8_t *buf, int t) {
+    const float *xt = x + (size_t)t * (size_t)a->cols;
+    uint8_t *rec = buf + (size_t)(fine ? 2 * t : t) * a->stride;
+    g2_act_convert(kind, a, xt, rec);
+    if (fine) g2_act_convert_residual(kind, a, xt, rec, rec + a->stride);
+}
+
+/* y[t][r] = two-term products' sum (G2_MATMUL_FINE_ACT): rows [r0, r1) of tokens t < n from
+ * yy [2n][rows] (token 2t: x's first int8 term, 2t + 1: its residual). */
+static void combine_fine(float *y, const float *yy, int64_t rows, int n, int64_t r0, int64_t r1) {
+    for (int t = 0; t < n; t++) {
+        const float *a = yy + (size_t)(2 * t) * (size_t)rows, *b = a + rows;
+        float *o = y + (size_t)t * (size_t)rows;
+        for (int64_t r = r0; r < r1; r++) o[r] = a[r] + b[r];
+    }
+}
+
 /* Packing a panel costs about as much as a few tokens' worth of products on it */
 #define G2_PANEL_MIN_TOKENS 16
 
@@ -184,7 +202,7 @@ static int decode_shared(g2_isa isa, const g2_kernel *k, const int *use_panel, c
         /* victims range over all n_threads shares: if OpenMP gave fewer threads, the shares
          * of the missing ones are all taken by stealing */
         const int me = omp_get_thread_num();
-        if (buf && me == 0) g2_act_convert(k[0].act, a, x, buf);
+        if (buf && me == 0) convert_token(k[0].act, a, x, 0, buf, 0);
 #pragma omp barrier
         int victim = me, i = 0;
         for (;;) {
@@ -210,7 +228,7 @@ static int decode_shared(g2_isa isa, const g2_kernel *k, const int *use_panel, c
  * decode_shared), one barrier at the end. The matrices must have the same column count and
  * activation format (the caller checks). */
 static int matmul_many(g2_isa isa, const g2_tensor *const *ws, float *const *ys, int count, const float *x, int n,
-                       int n_threads) {
+                       unsigned flags, int n_threads) {
     g2_kernel k[G2_MATMUL_MANY_MAX];
     double work = 0;
     int64_t min_units = INT64_MAX;
@@ -223,21 +241,38 @@ static int matmul_many(g2_isa isa, const g2_tensor *const *ws, float *const *ys,
         min_units = u < min_units ? u : min_units;
         work += (double)ws[i]->rows * (double)ws[i]->cols * n;
     }
+    /* two int8 terms per activation: the kernels run on 2n records, into yy [2n][rows] */
+    const int fine = (flags & G2_MATMUL_FINE_ACT) && (k[0].act == G2_ACT_Q8_32 || k[0].act == G2_ACT_Q8_256);
+    const int nn = fine ? 2 * n : n;
+    if (fine) work *= 2;
     g2_act a;
     g2_act_layout(k[0].act, ws[0]->cols, &a);
     uint8_t *buf = NULL;
+    float *tmp = NULL, *yy[G2_MATMUL_MANY_MAX];
     if (k[0].act == G2_ACT_F32) {
         a.base = (const uint8_t *)x;
     } else {
-        buf = aligned_alloc(64, a.stride * (size_t)n);
+        buf = aligned_alloc(64, a.stride * (size_t)nn);
         if (!buf) return -1;
         a.base = buf;
+    }
+    for (int i = 0; i < count; i++) yy[i] = ys[i];
+    if (fine) {
+        size_t total = 0;
+        for (int i = 0; i < count; i++) total += (size_t)nn * (size_t)ws[i]->rows;
+        tmp = malloc(total * sizeof(float));
+        if (!tmp) {
+            free(buf);
+            return -1;
+        }
+        size_t off = 0;
+        for (int i = 0; i < count; off += (size_t)nn * (size_t)ws[i]->rows, i++) yy[i] = tmp + off;
     }
     if (n_threads <= 0) n_threads = omp_get_max_threads();
     if (work < (double)G2_MIN_WORK_PER_THREAD * n_threads) n_threads = (int)(work / G2_MIN_WORK_PER_THREAD) + 1;
     if (n_threads > min_units) n_threads = (int)min_units;
     int failed = 0;
-    if (n == 1 && n_threads > 1) {
+    if (nn == 1 && n_threads > 1) {
         /* decode: chunks handed out with work stealing (decode_shared) */
         failed = decode_shared(isa, k, use_panel, unit, ws, ys, count, &a, x, buf, n_threads);
         free(buf);
@@ -247,7 +282,7 @@ static int matmul_many(g2_isa isa, const g2_tensor *const *ws, float *const *ys,
     {
         if (buf) {
 #pragma omp for schedule(static)
-            for (int t = 0; t < n; t++) g2_act_convert(k[0].act, &a, x + (size_t)t * (size_t)ws[0]->cols, buf + (size_t)t * a.stride);
+            for (int t = 0; t < n; t++) convert_token(k[0].act, &a, x, fine, buf, t);
         }
         /* contiguous, even shares of row tiles: each thread streams its own part of each W */
         const int64_t nth = omp_get_num_threads(), id = omp_get_thread_num();
@@ -255,18 +290,20 @@ static int matmul_many(g2_isa isa, const g2_tensor *const *ws, float *const *ys,
             const int64_t units = (ws[i]->rows + unit[i] - 1) / unit[i];
             int64_t r0 = units * id / nth * unit[i], r1 = units * (id + 1) / nth * unit[i];
             if (r1 > ws[i]->rows) r1 = ws[i]->rows;
-            if (r1 > r0 && compute_share(isa, &k[i], use_panel[i], ws[i], &a, n, ys[i], r0, r1)) {
+            if (r1 > r0 && compute_share(isa, &k[i], use_panel[i], ws[i], &a, nn, yy[i], r0, r1)) {
 #pragma omp atomic write
                 failed = 1;
             }
+            if (fine && r1 > r0) combine_fine(ys[i], yy[i], ws[i]->rows, n, r0, r1);
         }
     }
+    free(tmp);
     free(buf);
     return failed ? -1 : 0;
 }
 
 int g2_matmul_many_isa(g2_isa isa, const g2_tensor *const *ws, float *const *ys, int count, const float *x, int n,
-                       int n_threads) {
+                       unsigned flags, int n_threads) {
     if (n <= 0 || count <= 0) return 0;
     int same = count <= G2_MATMUL_MANY_MAX;
     g2_kernel k0, ki;
@@ -280,20 +317,21 @@ int g2_matmul_many_isa(g2_isa isa, const g2_tensor *const *ws, float *const *ys,
         if (i == 0) k0 = ki;
         else if (ki.act != k0.act || ws[i]->cols != ws[0]->cols) same = 0;
     }
-    if (same) return matmul_many(isa, ws, ys, count, x, n, n_threads);
+    if (same) return matmul_many(isa, ws, ys, count, x, n, flags, n_threads);
     int failed = 0;
     for (int i = 0; i < count; i++)
         if (ws[i]->rows > 0 && ws[i]->cols > 0 && g2_kernel_for(isa, ws[i]->type, &ki))
-            failed |= matmul_many(isa, &ws[i], &ys[i], 1, x, n, n_threads);
+            failed |= matmul_many(isa, &ws[i], &ys[i], 1, x, n, flags, n_threads);
     return failed ? -1 : 0;
 }
 
-int g2_matmul_many(const g2_tensor *const *ws, float *const *ys, int count, const float *x, int n, int n_threads) {
-    return g2_matmul_many_isa(g2_isa_active(), ws, ys, count, x, n, n_threads);
+int g2_matmul_many(const g2_tensor *const *ws, float *const *ys, int count, const float *x, int n, unsigned flags,
+                   int n_threads) {
+    return g2_matmul_many_isa(g2_isa_active(), ws, ys, count, x, n, flags, n_threads);
 }
 
 int g2_matmul_isa(g2_isa isa, const g2_tensor *w, const float *x, int n, float *y, int n_threads) {
-    return g2_matmul_many_isa(isa, &w, &y, 1, x, n, n_threads);
+    return g2_matmul_many_isa(isa, &w, &y, 1, x, n, 0, n_threads);
 }
 
 int g2_matmul(const g2_tensor *w, const float *x, int n, float *y, int n_threads) {

@@ -43,7 +43,15 @@ int g2_matmul(const g2_tensor *w, const float *x, int n, float *y, int n_threads
  * region when the matrices share the activation format (one conversion, one barrier): in
  * decode a fork and a barrier cost a noticeable part of a small product. */
 #define G2_MATMUL_MANY_MAX 4
-int g2_matmul_many(const g2_tensor *const *ws, float *const *ys, int count, const float *x, int n, int n_threads);
+/* flags: 0, or G2_MATMUL_FINE_ACT: quantized weights (Q8_0/Q4_0/Q4_K/Q6_K) multiply the
+ * activations in two int8 terms, x ~ d q + d' q' with q' the residual x - d q quantized in turn
+ * (its step 1/254 of d's or finer): about 15 bits per activation instead of 8, for 2x the
+ * arithmetic and the same weight traffic. The model uses it for the query, key and value
+ * projections, where int8 activations cost the most accuracy (docs/kernels.md). Other weight
+ * types: no effect. */
+#define G2_MATMUL_FINE_ACT 1u
+int g2_matmul_many(const g2_tensor *const *ws, float *const *ys, int count, const float *x, int n, unsigned flags,
+                   int n_threads);
 
 /* Instruction sets the kernels are built for. */
 typedef enum { G2_ISA_SCALAR = 0, G2_ISA_AVX2 = 1, G2_ISA_AVX512 = 2 } g2_isa;
@@ -58,7 +66,7 @@ const char *g2_isa_name(g2_isa isa);
  * available one below it. */
 int g2_matmul_isa(g2_isa isa, const g2_tensor *w, const float *x, int n, float *y, int n_threads);
 int g2_matmul_many_isa(g2_isa isa, const g2_tensor *const *ws, float *const *ys, int count, const float *x, int n,
-                       int n_threads);
+                       unsigned flags, int n_threads);
 
 /* Row r of W converted to fp32 (an embedding lookup); either layout. */
 void g2_tensor_row_f32(const g2_tensor *w, int64_t r, float *out);

@@ -421,7 +421,7 @@ static void test_matmul_many(void) {
                 y[i] = malloc((size_t)n * rows[i] * 4), y1[i] = malloc((size_t)n * rows[i] * 4);
                 g2_matmul(w[i], x, n, y1[i], 2);
             }
-            CHECK(g2_matmul_many(w, y, 3, x, n, 2) == 0);
+            CHECK(g2_matmul_many(w, y, 3, x, n, 0, 2) == 0);
             for (int i = 0; i < 3; i++) {
                 CHECK(memcmp(y[i], y1[i], (size_t)n * rows[i] * 4) == 0, "set %d n %d matrix %d", s, n, i);
                 free(y[i]), free(y1[i]);
@@ -429,6 +429,64 @@ static void test_matmul_many(void) {
             }
             free(x);
         }
+}
+
+/* G2_MATMUL_FINE_ACT: the activations in two int8 terms (x ~ d q + d' q', q' the rounded
+ * residual, d' <= d / 254). Against the float64 product with the original fp32 x, each element's
+ * rounding is at most d' / 2 <= d / 508, so the bound is the one-term bound (sum |w_i| d_i / 2)
+ * over 254, plus the fp32 tolerance. That worst-case bound is loose, so the sum of errors must
+ * also be 150x below the one-term product's (measured 226-310x on every path; a second term
+ * off by 2% gives ~50x). Every ISA, both layouts, decode
+ * (n = 1), tiles and panels (n = 20); float weights ignore the flag (bit-identical). */
+static void test_fine_activations(void) {
+    static const int qt[] = {GEMMA2_TYPE_Q8_0, GEMMA2_TYPE_Q4_0, GEMMA2_TYPE_Q4_K, GEMMA2_TYPE_Q6_K, GEMMA2_TYPE_BF16};
+    const int64_t rows = 48, cols = 512;
+    for (int isa = G2_ISA_SCALAR; isa <= G2_ISA_AVX512; isa++) {
+        if (!g2_isa_available((g2_isa)isa)) continue;
+        for (size_t ti = 0; ti < sizeof qt / sizeof qt[0]; ti++)
+            for (int r16 = 0; r16 < 2; r16++)
+                for (int n = 1; n <= 20; n += n == 1 ? 2 : 17) {
+                    const int type = qt[ti];
+                    test_matrix m = make_matrix(type, rows, cols, 50 + (uint64_t)type);
+                    if (r16) CHECK(g2_tensor_repack_r16(&m.t, 2) == 0);
+                    float *x = malloc((size_t)n * cols * 4), *y = malloc((size_t)n * rows * 4), *y1 = malloc((size_t)n * rows * 4);
+                    float *xa = malloc((size_t)cols * 4), *xe = malloc((size_t)cols * 4);
+                    random_fill(x, n * cols, 88 + (uint64_t)n, 1.0);
+                    const g2_tensor *w = &m.t;
+                    CHECK(g2_matmul_many_isa((g2_isa)isa, &w, &y, 1, x, n, G2_MATMUL_FINE_ACT, 2) == 0);
+                    CHECK(g2_matmul_many_isa((g2_isa)isa, &w, &y1, 1, x, n, 0, 2) == 0);
+                    if (type == GEMMA2_TYPE_BF16) {
+                        CHECK(memcmp(y, y1, (size_t)n * rows * 4) == 0, "%s BF16: the flag changed a float product",
+                              g2_isa_name((g2_isa)isa));
+                    } else {
+                        double err_fine = 0, err_one = 0;
+                        int bad = 0;
+                        for (int t = 0; t < n; t++) {
+                            consumed_activations((g2_isa)isa, type, x + t * cols, cols, xa, xe);
+                            for (int64_t r = 0; r < rows; r++) {
+                                const float *wr = m.deq + r * cols;
+                                double truth = 0, mag = 0, qerr = 0;
+                                for (int64_t c = 0; c < cols; c++) {
+                                    truth += (double)wr[c] * x[t * cols + c];
+                                    mag += fabs((double)wr[c] * x[t * cols + c]);
+                                    qerr += fabs((double)wr[c]) * xe[c];
+                                }
+                                const double e = fabs(y[(size_t)t * rows + r] - truth);
+                                err_fine += e;
+                                err_one += fabs(y1[(size_t)t * rows + r] - truth);
+                                if (e > 2e-5 * mag + qerr / 254 && bad++ < 3)
+                                    fprintf(stderr, "  %s %s r16 %d n %d: t %d r %lld got %.9g true %.9g tol %.3g\n",
+                                            g2_isa_name((g2_isa)isa), gemma2_type_name(type), r16, n, t, (long long)r,
+                                            y[(size_t)t * rows + r], truth, 2e-5 * mag + qerr / 254);
+                            }
+                        }
+                        CHECK(bad == 0 && err_fine * 150 < err_one, "%s %s r16 %d n %d: fine error %.3g, one term %.3g",
+                              g2_isa_name((g2_isa)isa), gemma2_type_name(type), r16, n, err_fine, err_one);
+                    }
+                    free(x), free(y), free(y1), free(xa), free(xe);
+                    free_matrix(&m);
+                }
+    }
 }
 
 /* Decode (one token, several threads) hands out chunks of ~256 KiB of rows and lets a thread
@@ -456,7 +514,7 @@ static void test_decode_chunks(void) {
         for (int threads = 2; threads <= 5; threads++)
             for (int rep = 0; rep < 4; rep++) {
                 for (int i = 0; i < 3; i++) memset(y[i], 0xff, (size_t)rows[i] * 4);
-                CHECK(g2_matmul_many(w, y, 3, x, 1, threads) == 0);
+                CHECK(g2_matmul_many(w, y, 3, x, 1, 0, threads) == 0);
                 for (int i = 0; i < 3; i++)
                     CHECK(memcmp(y[i], y1[i], (size_t)rows[i] * 4) == 0, "r16 %d threads %d matrix %d", r16, threads, i);
                 CHECK(g2_matmul(w[0], x, 1, y[0], threads) == 0);
@@ -551,6 +609,7 @@ int main(void) {
     RUN(test_random_blocks);
     RUN(test_r16_layout);
     RUN(test_matmul_many);
+    RUN(test_fine_activations);
     RUN(test_decode_chunks);
     RUN(test_isa_override);
     RUN(test_bf16_dot_option);
