@@ -84,9 +84,9 @@ static void store_kv(gemma2_context *c, int l, int p0, int n) {
 /* The query, key and value projections take their activations in two int8 terms (matmul.h,
  * G2_MATMUL_FINE_ACT) when their weights are Q8_0. Rounding activations to int8 costs accuracy
  * mostly there: on the 2B shape's Q8_0 file (WikiText-2, 1024 tokens), exact activations for
- * those three matrices alone took KL(BF16 || Q8_0) from 4.23e-6 to 3.32e-6 nats (the other
- * products together: 0.7e-6 more; exact everywhere 2.62e-6); the two terms give 3.31e-6, for
- * ~8% of prefill time and 0.5% of decode. With 4-bit weights the gain is 0.2% of the KL, for 3%
+ * those three matrices alone took KL(BF16 || Q8_0) from 4.23e-6 to 3.32e-6 nats (each other
+ * group alone: 0.01-0.32e-6; exact everywhere: 2.62e-6); the two terms give 3.31e-6, for 8-9%
+ * of prefill time and 0.5% of decode. With 4-bit weights the gain is 0.2% of the KL, for 3%
  * of decode: not taken. */
 static unsigned qkv_flags(const g2_layer *L) {
     return L->wq.type == GEMMA2_TYPE_Q8_0 && L->wk.type == GEMMA2_TYPE_Q8_0 && L->wv.type == GEMMA2_TYPE_Q8_0
