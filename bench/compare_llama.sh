@@ -23,8 +23,9 @@
 # otherwise (f16 KV cache, flash attention auto, its own repacking of Q4_0/Q4_K on AVX-512);
 # ours keeps an f32 KV cache. Each round runs ours, llama mmap, llama none per type, in turn.
 # Prints medians over all samples, the ratio, and decode weight traffic as a fraction of this
-# machine's read bandwidth (bench/kernels_bench's probe on huge pages, the best of 3: the host's
-# bandwidth drifts between about 35 and 62 GB/s from minute to minute here).
+# machine's read bandwidth (bench/kernels_bench's probe on huge pages, run before each type of
+# each round; the best of all: the host's bandwidth drifts between about 30 and 62 GB/s from
+# minute to minute here).
 set -eu
 cd "$(dirname "$0")/.."
 W=${1:-bench/out}
@@ -58,13 +59,19 @@ for t in $TYPES; do [ -f "$G-$t.gguf" ] || missing=1; done
 for t in $TYPES; do
     [ "$t" = bf16 ] || [ -f "$G-$t.gguf" ] || ./gemma2 quantize "$G-bf16.gguf" "$G-$t.gguf" --type "$t" -q -t "$T"
 done
-bw=$(bash bench/kernels_bench.sh "$T" 3 2>/dev/null | sed -n 's/^memory read bandwidth.*best \([0-9.]*\) GB\/s.*/\1/p')
+# The read-bandwidth probe (bench/kernels_bench.c, huge pages, best of 3): this host switches
+# between about 30 and 57 GB/s from one minute to the next, so it runs again before each type
+# of each round, and decode/bw is taken against the best of all the probes.
+bash bench/kernels_bench.sh "$T" 1 bw > /dev/null 2>&1   # builds build/bench/kernels_bench
+probe() { build/bench/kernels_bench "$T" 3 bw 2>/dev/null | sed -n 's/^memory read bandwidth.*best \([0-9.]*\) GB\/s.*/\1/p'; }
+bw=$(probe)
 echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $T threads, load=$LOAD, read bandwidth ${bw:-?} GB/s, pp$PP tg$TG depth $DEPTH, GEMMA2_BF16_DOT=${GEMMA2_BF16_DOT:-default}, ISA=${ISA:-best}"
 log=${LOG:-$W/compare_$LOAD.log}   # LOG=...: keep variants (depth, BF16_DOT) apart
 [ "${APPEND:-0}" = 1 ] || : > "$log"   # APPEND=1: add rounds to the previous run's log
 for r in $(seq "$ROUNDS"); do
     for t in $TYPES; do
         f=$G-$t.gguf
+        echo "probe $t bw=$(probe)" >> "$log"
         ./gemma2 bench -m "$f" -p "$PP" -n "$TG" -d "$DEPTH" -r "$REPS" -t "$T" --load-mode "$LOAD" | sed "s/^/ours $t /" >> "$log"
         for lm in mmap none; do
             "$LB" "$f" --prompt "$PP" --gen "$TG" --depth "$DEPTH" --reps "$REPS" --threads "$T" --load-mode "$lm" $LARGS 2>/dev/null |
@@ -76,8 +83,14 @@ done
 import re, statistics, sys
 log, bw = sys.argv[1], float(sys.argv[2])
 rows = {}
+probes = [bw] if bw > 0 else []
 for line in open(log):
     who, typ, rest = line.split(" ", 2)
+    if who == "probe":
+        m = re.match(r"bw=([0-9.]+)", rest)
+        if m:
+            probes.append(float(m.group(1)))
+        continue
     m = re.match(r"((?:pp|tg)\d+(?:@d\d+)?) t/s=\S+ .*samples=(\S+)", rest)
     if not m:
         continue
@@ -86,6 +99,9 @@ for line in open(log):
     mb = re.search(r"model_bytes=(\d+)", rest)
     if mb and who == "ours":
         rows[key]["bytes"] = int(mb.group(1))
+bw = max(probes) if probes else 0.0
+if probes:
+    print("# read bandwidth: %d probes, %.1f-%.1f GB/s; decode/bw against the best" % (len(probes), min(probes), bw))
 print("%-8s %-6s %10s %11s %11s %7s %12s" % ("type", "test", "ours t/s", "llama mmap", "llama none", "ratio", "decode/bw"))
 for (typ, test), d in sorted(rows.items()):
     med = lambda k: statistics.median(d[k]) if d.get(k) else 0.0
