@@ -335,7 +335,6 @@ static void tile_q6_k(const uint8_t *w, size_t rb, int nr, const g2_act *a, int 
 }
 
 int g2_kernel_avx2(int type, g2_kernel *k) {
-    k->panel = NULL;
     k->mr = 4;
     k->nt = 2; /* 8 accumulators + 4 weight vectors + 1 activation: fits 16 ymm registers */
     switch (type) {

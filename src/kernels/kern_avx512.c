@@ -469,7 +469,6 @@ static void tile_q6_k(const uint8_t *w, size_t rb, int nr, const g2_act *a, int 
 }
 
 int g2_kernel_avx512(int type, int bf16_dot, g2_kernel *k) {
-    k->panel = NULL;
     k->mr = 4;
     k->nt = 4;
     switch (type) {
@@ -485,6 +484,5 @@ int g2_kernel_avx512(int type, int bf16_dot, g2_kernel *k) {
     case GEMMA2_TYPE_Q6_K: k->act = G2_ACT_Q8_256; k->tile = tile_q6_k; break;
     default: return 0;
     }
-    k->panel = g2_panel_avx512(type);
     return 1;
 }

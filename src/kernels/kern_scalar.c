@@ -149,7 +149,6 @@ TILE_Q(tile_q4_k, dot_q4_k)
 TILE_Q(tile_q6_k, dot_q6_k)
 
 int g2_kernel_scalar(int type, g2_kernel *k) {
-    k->panel = NULL;
     k->mr = 4;
     k->nt = 4;
     switch (type) {

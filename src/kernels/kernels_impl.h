@@ -49,32 +49,11 @@ void g2_act_convert_residual(g2_act_kind kind, const g2_act *a, const float *x, 
 typedef void (*g2_tile_fn)(const uint8_t *w, size_t row_bytes, int nr, const g2_act *a, int t0, int nt, float *y,
                            size_t ldy);
 
-/* Prefill kernels on repacked weights (quantized types, AVX-512): a panel holds 16 rows with
- * their values widened to bytes and interleaved 4 bytes per row, so that one vpdpbusd with a
- * broadcast activation word gives 16 rows' partial dots in 16 lanes (no horizontal sums, one
- * fp32 scale step per group of 16 rows x 1 token). Packed per call, per thread, a block of rows
- * at a time; pays off when many tokens share the packing. */
-/* Scratch for unpacking one row: its values as bytes, then a scale and a min per group of 32. */
-#define G2_PANEL_TMP_BYTES(cols) ((size_t)(cols) + (size_t)(cols) / 4 + 64)
-
-typedef struct {
-    size_t (*panel_bytes)(int64_t cols);
-    /* pack nr <= 16 rows (rows beyond nr are zero); tmp: G2_PANEL_TMP_BYTES(cols) of scratch */
-    void (*pack)(const uint8_t *w, size_t row_bytes, int nr, int64_t cols, uint8_t *panel, uint8_t *tmp);
-    /* y[t * ldy + r] for r < nr <= 16, t < nt <= nt_max */
-    void (*run)(const uint8_t *panel, int nr, const g2_act *a, int t0, int nt, float *y, size_t ldy);
-    int nt_max;
-} g2_panel_ops;
-
 typedef struct {
     g2_act_kind act;
     int mr, nt; /* the tile's maximum rows and tokens */
     g2_tile_fn tile;
-    const g2_panel_ops *panel; /* NULL: tiles only */
 } g2_kernel;
-
-/* The AVX-512 panel kernels for a quantized type; NULL for others. */
-const g2_panel_ops *g2_panel_avx512(int type);
 
 /* The kernel for `type` on one instruction set; 0 when that set has none for the type (the
  * dispatcher then uses the next lower set). `bf16_dot`: use vdpbf16ps for BF16 weights. */

@@ -45,33 +45,44 @@ static void compute_rows(const g2_kernel *k, const uint8_t *base, size_t rb, con
     }
 }
 
-/* Prefill on repacked panels (kernels_impl.h, g2_panel_ops): pack ~256 KiB of rows, then run
- * every token over them. Rows as in compute_rows; nrows: a multiple of 16 unless it ends the
- * matrix. */
-static int compute_rows_panel(const g2_kernel *k, const uint8_t *base, size_t rb, int64_t cols, const g2_act *a,
-                              int n, float *y, size_t ldy, int64_t nrows) {
-    const g2_panel_ops *p = k->panel;
-    const size_t pb = p->panel_bytes(cols);
-    int64_t per_block = (int64_t)(G2_ROW_BLOCK_BYTES / pb);
-    if (per_block < 1) per_block = 1;
-    const size_t panels = (pb * (size_t)per_block + 63) & ~(size_t)63;
-    uint8_t *buf = aligned_alloc(64, panels + ((G2_PANEL_TMP_BYTES(cols) + 63) & ~(size_t)63));
+/* The r16 prefill kernel for (isa, type, activation kind): its maximum tokens a pass, 0 (tile
+ * left unset) when there is none. */
+static int r16_tile_for(g2_isa isa, int type, g2_act_kind act, g2_r16_tile_fn *tile) {
+    if (isa >= G2_ISA_AVX512 && g2_isa_available(G2_ISA_AVX512)) return g2_r16_tile_avx512(type, (int)act, tile);
+    if (isa >= G2_ISA_AVX2 && g2_isa_available(G2_ISA_AVX2)) return g2_r16_tile_avx2(type, (int)act, tile);
+    return 0;
+}
+
+/* Prefill on nrows (a multiple of 16) rows in the r16 layout at g: every token passes over the
+ * block, which stays in L2 (G2_ROW_BLOCK_BYTES). y as in compute_rows. */
+static void r16_prefill(g2_r16_tile_fn tile, int nt_max, const uint8_t *g, size_t rb, int64_t cols, const g2_act *a,
+                        int n, float *y, size_t ldy, int64_t nrows) {
+    for (int t0 = 0; t0 < n; t0 += nt_max)
+        for (int64_t r = 0; r < nrows; r += G2_R16)
+            tile(g + (size_t)r * rb, cols, a, t0, n - t0 < nt_max ? n - t0 : nt_max, y + (size_t)t0 * ldy + r, ldy);
+}
+
+/* Rows in an r16 block of G2_ROW_BLOCK_BYTES (at least one group). */
+static int64_t r16_block_rows(size_t rb) {
+    const int64_t block = (int64_t)(G2_ROW_BLOCK_BYTES / (rb ? rb : 1)) / G2_R16 * G2_R16;
+    return block < G2_R16 ? G2_R16 : block;
+}
+
+/* Prefill on plain rows (mmap mode: the file's pages cannot be repacked in place): a block of
+ * rows at a time is packed into r16 groups in scratch and run through the r16 kernels, as if
+ * the tensor had been repacked at load. The packing is paid once per block for all n tokens.
+ * Rows [r0, r1), r0 a multiple of 16, of a tensor g2_r16_supported accepts. */
+static int compute_rows_packed(g2_r16_tile_fn tile, int nt_max, const g2_tensor *w, const g2_act *a, int n, float *y,
+                               int64_t r0, int64_t r1) {
+    const size_t rb = w->row_bytes, ldy = (size_t)w->rows;
+    const int64_t block = r16_block_rows(rb);
+    uint8_t *buf = aligned_alloc(64, (rb * (size_t)block + 63) & ~(size_t)63);
     if (!buf) return -1;
-    uint8_t *tmp = buf + panels;
-    for (int64_t b0 = 0; b0 < nrows; b0 += 16 * per_block) {
-        const int64_t b1 = b0 + 16 * per_block < nrows ? b0 + 16 * per_block : nrows;
-        const int npan = (int)((b1 - b0 + 15) / 16);
-        for (int i = 0; i < npan; i++) {
-            const int nr = (int)(b1 - b0 - 16 * i < 16 ? b1 - b0 - 16 * i : 16);
-            p->pack(base + (size_t)(b0 + 16 * i) * rb, rb, nr, cols, buf + (size_t)i * pb, tmp);
-        }
-        for (int t0 = 0; t0 < n; t0 += p->nt_max) {
-            const int nt = n - t0 < p->nt_max ? n - t0 : p->nt_max;
-            for (int i = 0; i < npan; i++) {
-                const int nr = (int)(b1 - b0 - 16 * i < 16 ? b1 - b0 - 16 * i : 16);
-                p->run(buf + (size_t)i * pb, nr, a, t0, nt, y + (size_t)t0 * ldy + b0 + 16 * i, ldy);
-            }
-        }
+    for (int64_t b0 = r0; b0 < r1; b0 += block) {
+        const int64_t b1 = b0 + block < r1 ? b0 + block : r1;
+        for (int64_t g = b0; g < b1; g += G2_R16)
+            g2_r16_pack_group(w->type, w->cols, (const uint8_t *)w->data + (size_t)g * rb, rb, buf + (size_t)(g - b0) * rb);
+        r16_prefill(tile, nt_max, buf, rb, w->cols, a, n, y + b0, ldy, b1 - b0);
     }
     free(buf);
     return 0;
@@ -79,13 +90,16 @@ static int compute_rows_panel(const g2_kernel *k, const uint8_t *base, size_t rb
 
 /* Rows [r0, r1) of w, either layout. r16 tensors run the r16 kernels (decode and prefill) when
  * the ISA has them; otherwise groups are unpacked, a block at a time, into plain rows for the
- * kernels above. */
-static int compute_share(g2_isa isa, const g2_kernel *k, int use_panel, const g2_tensor *w, const g2_act *a, int n,
+ * kernels above. Plain tensors run the row kernels, or in prefill (`pack`) the r16 kernels on
+ * groups packed per call (compute_rows_packed). */
+static int compute_share(g2_isa isa, const g2_kernel *k, int pack, const g2_tensor *w, const g2_act *a, int n,
                          float *y, int64_t r0, int64_t r1) {
     const size_t rb = w->row_bytes, ldy = (size_t)w->rows;
     const uint8_t *base = (const uint8_t *)w->data + (size_t)r0 * rb;
+    g2_r16_tile_fn tile;
     if (w->layout != G2_LAYOUT_R16) {
-        if (use_panel) return compute_rows_panel(k, base, rb, w->cols, a, n, y + r0, ldy, r1 - r0);
+        const int nt_max = pack ? r16_tile_for(isa, w->type, k->act, &tile) : 0;
+        if (nt_max) return compute_rows_packed(tile, nt_max, w, a, n, y, r0, r1);
         compute_rows(k, base, rb, a, n, y + r0, ldy, r1 - r0);
         return 0;
     }
@@ -97,33 +111,25 @@ static int compute_share(g2_isa isa, const g2_kernel *k, int use_panel, const g2
         for (int64_t r = r0; r < r1; r += G2_R16) decode((const uint8_t *)w->data + (size_t)r * rb, w->cols, a, 0, 1, y + r, ldy);
         return 0;
     }
-    int64_t block = (int64_t)(G2_ROW_BLOCK_BYTES / rb) / G2_R16 * G2_R16;
-    if (block < G2_R16) block = G2_R16;
-    g2_r16_tile_fn tile;
-    int nt_max = 0;
-    if (n > 1) nt_max = avx512 ? g2_r16_tile_avx512(w->type, (int)k->act, &tile) : avx2 ? g2_r16_tile_avx2(w->type, (int)k->act, &tile) : 0;
+    const int64_t block = r16_block_rows(rb);
+    const int nt_max = n > 1 ? r16_tile_for(isa, w->type, k->act, &tile) : 0;
     if (nt_max) { /* prefill on the r16 groups: a block of groups stays in L2 while all tokens pass */
         for (int64_t b0 = r0; b0 < r1; b0 += block) {
             const int64_t b1 = b0 + block < r1 ? b0 + block : r1;
-            for (int t0 = 0; t0 < n; t0 += nt_max)
-                for (int64_t r = b0; r < b1; r += G2_R16)
-                    tile((const uint8_t *)w->data + (size_t)r * rb, w->cols, a, t0, n - t0 < nt_max ? n - t0 : nt_max,
-                         y + (size_t)t0 * ldy + r, ldy);
+            r16_prefill(tile, nt_max, (const uint8_t *)w->data + (size_t)b0 * rb, rb, w->cols, a, n, y + b0, ldy, b1 - b0);
         }
         return 0;
     }
     uint8_t *plain = malloc(rb * (size_t)block);
     if (!plain) return -1;
-    int failed = 0;
-    for (int64_t b0 = r0; b0 < r1 && !failed; b0 += block) {
+    for (int64_t b0 = r0; b0 < r1; b0 += block) {
         const int64_t b1 = b0 + block < r1 ? b0 + block : r1;
         for (int64_t g = b0; g < b1; g += G2_R16)
             g2_r16_unpack_group(w->type, w->cols, (const uint8_t *)w->data + (size_t)g * rb, plain + (size_t)(g - b0) * rb, rb);
-        if (use_panel) failed = compute_rows_panel(k, plain, rb, w->cols, a, n, y + b0, ldy, b1 - b0);
-        else compute_rows(k, plain, rb, a, n, y + b0, ldy, b1 - b0);
+        compute_rows(k, plain, rb, a, n, y + b0, ldy, b1 - b0);
     }
     free(plain);
-    return failed ? -1 : 0;
+    return 0;
 }
 
 /* Token t's record(s) in buf: with `fine`, records 2t (x) and 2t + 1 (its residual). */
@@ -144,8 +150,8 @@ static void combine_fine(float *y, const float *yy, int64_t rows, int n, int64_t
     }
 }
 
-/* Packing a panel costs about as much as a few tokens' worth of products on it */
-#define G2_PANEL_MIN_TOKENS 16
+/* Packing a block into r16 groups costs about as much as a few tokens' worth of products on it */
+#define G2_PACK_MIN_TOKENS 16
 
 /* Multiply-adds below which one more thread costs more (a fork and a barrier, and under load a
  * time slice of the other thread) than it saves. */
@@ -179,7 +185,7 @@ static int64_t share_take(g2_share *s, int from_back) {
     }
 }
 
-static int decode_shared(g2_isa isa, const g2_kernel *k, const int *use_panel, const int *unit,
+static int decode_shared(g2_isa isa, const g2_kernel *k, const int *pack, const int *unit,
                          const g2_tensor *const *ws, float *const *ys, int count, const g2_act *a, const float *x,
                          uint8_t *buf, int n_threads) {
     int64_t per_chunk[G2_MATMUL_MANY_MAX], first[G2_MATMUL_MANY_MAX + 1]; /* rows per chunk; first chunk of each */
@@ -213,7 +219,7 @@ static int decode_shared(g2_isa isa, const g2_kernel *k, const int *use_panel, c
             while (c < first[i]) i--;
             const int64_t r0 = (c - first[i]) * per_chunk[i];
             const int64_t r1 = r0 + per_chunk[i] < ws[i]->rows ? r0 + per_chunk[i] : ws[i]->rows;
-            if (compute_share(isa, &k[i], use_panel[i], ws[i], a, 1, ys[i], r0, r1)) {
+            if (compute_share(isa, &k[i], pack[i], ws[i], a, 1, ys[i], r0, r1)) {
 #pragma omp atomic write
                 failed = 1;
             }
@@ -229,21 +235,23 @@ static int decode_shared(g2_isa isa, const g2_kernel *k, const int *use_panel, c
  * activation format (the caller checks). */
 static int matmul_many(g2_isa isa, const g2_tensor *const *ws, float *const *ys, int count, const float *x, int n,
                        unsigned flags, int n_threads) {
-    g2_kernel k[G2_MATMUL_MANY_MAX];
+    g2_kernel k[G2_MATMUL_MANY_MAX] = {{0}};
     double work = 0;
     int64_t min_units = INT64_MAX;
-    int use_panel[G2_MATMUL_MANY_MAX], unit[G2_MATMUL_MANY_MAX];
+    int pack[G2_MATMUL_MANY_MAX], unit[G2_MATMUL_MANY_MAX];
+    for (int i = 0; i < count; i++) g2_kernel_for(isa, ws[i]->type, &k[i]);
+    /* two int8 terms per activation: the kernels run on 2n records, into yy [2n][rows] */
+    const int fine = (flags & G2_MATMUL_FINE_ACT) && (k[0].act == G2_ACT_Q8_32 || k[0].act == G2_ACT_Q8_256);
+    const int nn = fine ? 2 * n : n;
     for (int i = 0; i < count; i++) {
-        g2_kernel_for(isa, ws[i]->type, &k[i]);
-        use_panel[i] = k[i].panel != NULL && n >= G2_PANEL_MIN_TOKENS;
-        unit[i] = use_panel[i] || ws[i]->layout == G2_LAYOUT_R16 ? 16 : k[i].mr;
+        g2_r16_tile_fn tile;
+        pack[i] = ws[i]->layout == G2_LAYOUT_ROWS && nn >= G2_PACK_MIN_TOKENS &&
+                  g2_r16_supported(ws[i]->type, ws[i]->rows, ws[i]->cols) && r16_tile_for(isa, ws[i]->type, k[i].act, &tile);
+        unit[i] = pack[i] || ws[i]->layout == G2_LAYOUT_R16 ? 16 : k[i].mr;
         const int64_t u = (ws[i]->rows + unit[i] - 1) / unit[i]; /* row tiles: the unit of work split */
         min_units = u < min_units ? u : min_units;
         work += (double)ws[i]->rows * (double)ws[i]->cols * n;
     }
-    /* two int8 terms per activation: the kernels run on 2n records, into yy [2n][rows] */
-    const int fine = (flags & G2_MATMUL_FINE_ACT) && (k[0].act == G2_ACT_Q8_32 || k[0].act == G2_ACT_Q8_256);
-    const int nn = fine ? 2 * n : n;
     if (fine) work *= 2;
     g2_act a;
     g2_act_layout(k[0].act, ws[0]->cols, &a);
@@ -274,7 +282,7 @@ static int matmul_many(g2_isa isa, const g2_tensor *const *ws, float *const *ys,
     int failed = 0;
     if (nn == 1 && n_threads > 1) {
         /* decode: chunks handed out with work stealing (decode_shared) */
-        failed = decode_shared(isa, k, use_panel, unit, ws, ys, count, &a, x, buf, n_threads);
+        failed = decode_shared(isa, k, pack, unit, ws, ys, count, &a, x, buf, n_threads);
         free(buf);
         return failed ? -1 : 0;
     }
@@ -290,7 +298,7 @@ static int matmul_many(g2_isa isa, const g2_tensor *const *ws, float *const *ys,
             const int64_t units = (ws[i]->rows + unit[i] - 1) / unit[i];
             int64_t r0 = units * id / nth * unit[i], r1 = units * (id + 1) / nth * unit[i];
             if (r1 > ws[i]->rows) r1 = ws[i]->rows;
-            if (r1 > r0 && compute_share(isa, &k[i], use_panel[i], ws[i], &a, nn, yy[i], r0, r1)) {
+            if (r1 > r0 && compute_share(isa, &k[i], pack[i], ws[i], &a, nn, yy[i], r0, r1)) {
 #pragma omp atomic write
                 failed = 1;
             }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gemma2.h"
+#include "kernels/tile_cases.h"
 #include "kernels/types.h"
 
 int g2_r16_kernels_available(void) { return g2_isa_active() >= G2_ISA_AVX2; }
@@ -24,29 +25,50 @@ int g2_r16_supported(int type, int64_t rows, int64_t cols) {
     }
 }
 
-/* The 4-bit value of element e (0..31) of a Q4_0 block's 16 quant bytes (types.h). */
-static inline unsigned q4_0_get(const uint8_t *qs, int e) { return e < 16 ? qs[e] & 0x0F : qs[e - 16] >> 4; }
-static inline void q4_0_set(uint8_t *qs, int e, unsigned v) {
-    if (e < 16) qs[e] = (uint8_t)((qs[e] & 0xF0) | v);
-    else qs[e - 16] = (uint8_t)((qs[e - 16] & 0x0F) | (v << 4));
+/* Packing writes whole 32-bit words of the r16 vectors (prefill in mmap mode packs on every
+ * call: matmul.c, compute_rows_packed); byte-order neutral (the compiler makes these one load
+ * or store on x86). */
+static inline uint32_t ld32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline void st32(uint8_t *p, uint32_t x) {
+    p[0] = (uint8_t)x, p[1] = (uint8_t)(x >> 8), p[2] = (uint8_t)(x >> 16), p[3] = (uint8_t)(x >> 24);
+}
+/* 8 four-bit values, the nibbles at bit sh (0 or 4) of p[0..7], as one lane of an r16 4-bit
+ * vector: byte i = value i | value 4 + i << 4. */
+static inline uint32_t nib8(const uint8_t *p, int sh) {
+    return (ld32(p) >> sh & 0x0F0F0F0Fu) | (ld32(p + 4) >> sh & 0x0F0F0F0Fu) << 4;
+}
+
+/* Lane r of r16 4-bit vectors (vector g, byte i = value 8g + i | value 8g + 4 + i << 4) ->
+ * the n values u[0..n). */
+static void nibbles_from_r16(const uint8_t *v, int n, int r, uint8_t *u) {
+    for (int g = 0; g < n / 8; g++)
+        for (int i = 0; i < 4; i++) {
+            const uint8_t x = v[64 * g + 4 * r + i];
+            u[8 * g + i] = x & 0x0F, u[8 * g + 4 + i] = x >> 4;
+        }
+}
+
+/* 2 * half values -> `half` plain bytes of 4-bit pairs: element l in the low nibble of qs[l],
+ * element half + l in the high one (Q4_0: 16 bytes a block; Q4_K: 32 bytes per 64 elements). */
+static void q4_set(uint8_t *qs, int half, const uint8_t *u) {
+    for (int l = 0; l < half; l++) qs[l] = (uint8_t)(u[l] | u[half + l] << 4);
 }
 
 /* Q4_0 block b of rows 0..15 <-> its 288-byte r16 block (pack when `to_r16`, else unpack). */
 static void q4_0_block(int to_r16, uint8_t *plain, size_t row_bytes, int64_t b, uint8_t *g) {
+    uint8_t u[32];
     for (int r = 0; r < G2_R16; r++) {
         uint8_t *blk = plain + (size_t)r * row_bytes + (size_t)b * 18;
-        if (to_r16) memcpy(g + 2 * r, blk, 2);
-        else memcpy(blk, g + 2 * r, 2);
-        for (int j = 0; j < 4; j++)
-            for (int i = 0; i < 4; i++) {
-                uint8_t *v = g + 32 + 64 * j + 4 * r + i;
-                if (to_r16) {
-                    *v = (uint8_t)(q4_0_get(blk + 2, 8 * j + i) | q4_0_get(blk + 2, 8 * j + 4 + i) << 4);
-                } else {
-                    q4_0_set(blk + 2, 8 * j + i, *v & 0x0F);
-                    q4_0_set(blk + 2, 8 * j + 4 + i, *v >> 4);
-                }
-            }
+        if (to_r16) {
+            memcpy(g + 2 * r, blk, 2);
+            for (int v = 0; v < 4; v++) st32(g + 32 + 64 * v + 4 * r, nib8(blk + 2 + 8 * (v & 1), 4 * (v >> 1)));
+        } else {
+            memcpy(blk, g + 2 * r, 2);
+            nibbles_from_r16(g + 32, 32, r, u);
+            q4_set(blk + 2, 16, u);
+        }
     }
 }
 
@@ -57,25 +79,15 @@ static void q8_0_block(int to_r16, uint8_t *plain, size_t row_bytes, int64_t b, 
         uint8_t *blk = plain + (size_t)r * row_bytes + (size_t)b * 34;
         if (to_r16) memcpy(g + 2 * r, blk, 2);
         else memcpy(blk, g + 2 * r, 2);
-        for (int e = 0; e < 32; e++) {
-            uint8_t *v = g + 32 + 64 * (e / 4) + 4 * r + e % 4;
-            if (to_r16) *v = blk[2 + e] ^ 0x80;
-            else blk[2 + e] = *v ^ 0x80;
+        for (int j = 0; j < 8; j++) {
+            uint8_t *v = g + 32 + 64 * j + 4 * r;
+            if (to_r16) st32(v, ld32(blk + 2 + 4 * j) ^ 0x80808080u);
+            else st32(blk + 2 + 4 * j, ld32(v) ^ 0x80808080u);
         }
     }
 }
 
-/* ---- Q6_K: a plain block <-> its fields: q[256] (0..63), the 16 int8 scales, d ---------- */
-static void q6k_get(const uint8_t *b, uint8_t *q) {
-    for (int h = 0; h < 2; h++)
-        for (int l = 0; l < 32; l++) {
-            const uint8_t *ql = b + 64 * h, qh = b[128 + 32 * h + l];
-            q[128 * h + l] = (uint8_t)((ql[l] & 0xF) | ((qh >> 0) & 3) << 4);
-            q[128 * h + l + 32] = (uint8_t)((ql[l + 32] & 0xF) | ((qh >> 2) & 3) << 4);
-            q[128 * h + l + 64] = (uint8_t)((ql[l] >> 4) | ((qh >> 4) & 3) << 4);
-            q[128 * h + l + 96] = (uint8_t)((ql[l + 32] >> 4) | ((qh >> 6) & 3) << 4);
-        }
-}
+/* ---- Q6_K: the 6-bit values q[256] (0..63) -> a plain block's ql and qh ----------------- */
 static void q6k_set(uint8_t *b, const uint8_t *q) {
     for (int h = 0; h < 2; h++)
         for (int l = 0; l < 32; l++) {
@@ -91,28 +103,31 @@ static void q6k_set(uint8_t *b, const uint8_t *q) {
  * low nibble, 8g+4+i in the high one) | high 2 bits (16 vectors: vector h, lane r, byte i: bits
  * 2m..2m+1 = element 16h+4m+i). */
 static void q6k_block(int to_r16, uint8_t *plain, size_t row_bytes, int64_t sb, uint8_t *g) {
-    uint8_t q[256];
+    uint8_t q[256], u[256];
+    uint8_t *const hi = g + 2336;
     for (int r = 0; r < G2_R16; r++) {
         uint8_t *b = plain + (size_t)r * row_bytes + (size_t)sb * 210;
-        if (to_r16) {
-            q6k_get(b, q);
+        if (to_r16) { /* element 128h + 32k + l: ql[64h + 32(k & 1) + l] >> 4(k >> 1), qh[32h + l] >> 2k */
             memcpy(g + 2 * r, b + 208, 2);
             for (int k = 0; k < 16; k++) g[32 + 16 * k + r] = b[192 + k];
+            for (int v = 0; v < 32; v++) {
+                const int h = v / 16, k = v % 16 / 4, l = 8 * (v % 4);
+                st32(g + 288 + 64 * v + 4 * r, nib8(b + 64 * h + 32 * (k & 1) + l, 4 * (k >> 1)));
+            }
+            for (int v = 0; v < 16; v++) { /* elements 16v..16v+15: h = v / 8, k = v % 8 / 2, l from 16(v % 2) */
+                const uint8_t *qh = b + 128 + 32 * (v / 8) + 16 * (v % 2);
+                const int sh = 2 * (v % 8 / 2);
+                uint32_t w = 0;
+                for (int m = 0; m < 4; m++) w |= (ld32(qh + 4 * m) >> sh & 0x03030303u) << 2 * m;
+                st32(hi + 64 * v + 4 * r, w);
+            }
         } else {
             memcpy(b + 208, g + 2 * r, 2);
             for (int k = 0; k < 16; k++) b[192 + k] = g[32 + 16 * k + r];
+            nibbles_from_r16(g + 288, 256, r, u);
+            for (int e = 0; e < 256; e++) q[e] = (uint8_t)(u[e] | (hi[64 * (e / 16) + 4 * r + e % 4] >> (2 * (e % 16 / 4)) & 3) << 4);
+            q6k_set(b, q);
         }
-        for (int e = 0; e < 256; e++) {
-            uint8_t *lo = g + 288 + 64 * (e / 8) + 4 * r + e % 4, *hi = g + 2336 + 64 * (e / 16) + 4 * r + e % 4;
-            const int lsh = e % 8 < 4 ? 0 : 4, hsh = 2 * (e % 16 / 4);
-            if (to_r16) {
-                *lo = (uint8_t)((*lo & ~(0xF << lsh)) | (q[e] & 0xF) << lsh);
-                *hi = (uint8_t)((*hi & ~(3 << hsh)) | (q[e] >> 4) << hsh);
-            } else {
-                q[e] = (uint8_t)((*lo >> lsh & 0xF) | (*hi >> hsh & 3) << 4);
-            }
-        }
-        if (!to_r16) q6k_set(b, q);
     }
 }
 
@@ -159,29 +174,32 @@ static void q4k_block(int to_r16, uint8_t *plain, size_t row_bytes, int64_t sb, 
                 sc[j] = (uint8_t)six_bit_get(g + 64, 16 * j + r), m[j] = (uint8_t)six_bit_get(g + 160, 16 * j + r);
             q4k_scales_set(b + 4, sc, m);
         }
-        for (int e = 0; e < 256; e++) {
-            /* plain: element 64c + l in the low nibble of qs[32c + l], 64c + 32 + l in the high one */
-            uint8_t *pq = b + 16 + 32 * (e / 64) + e % 32, *v = g + 256 + 64 * (e / 8) + 4 * r + e % 4;
-            const int psh = e % 64 < 32 ? 0 : 4, vsh = e % 8 < 4 ? 0 : 4;
-            if (to_r16) *v = (uint8_t)((*v & ~(0xF << vsh)) | (*pq >> psh & 0xF) << vsh);
-            else *pq = (uint8_t)((*pq & ~(0xF << psh)) | (*v >> vsh & 0xF) << psh);
+        /* plain: element 64c + l in the low nibble of qs[32c + l], 64c + 32 + l in the high one */
+        uint8_t u[256];
+        if (to_r16) {
+            for (int v = 0; v < 32; v++) st32(g + 256 + 64 * v + 4 * r, nib8(b + 16 + 32 * (v / 8) + 8 * (v % 4), 4 * (v % 8 / 4)));
+        } else {
+            nibbles_from_r16(g + 256, 256, r, u);
+            for (int c = 0; c < 4; c++) q4_set(b + 16 + 32 * c, 32, u + 64 * c);
         }
     }
 }
 
+/* F32, F16: column c of the 16 rows, one element of es bytes each, then column c + 1 (inlined
+ * with a constant es, so that each copy is a load and a store, not a call) */
+G2_INLINE void columns(int to_r16, int64_t cols, uint8_t *plain, size_t row_bytes, uint8_t *g, const size_t es) {
+    for (int64_t c = 0; c < cols; c++)
+        for (int r = 0; r < G2_R16; r++) {
+            uint8_t *e = plain + (size_t)r * row_bytes + (size_t)c * es, *v = g + ((size_t)c * G2_R16 + (size_t)r) * es;
+            if (to_r16) memcpy(v, e, es);
+            else memcpy(e, v, es);
+        }
+}
+
 static void group(int to_r16, int type, int64_t cols, uint8_t *plain, size_t row_bytes, uint8_t *g) {
     switch (type) {
-    case GEMMA2_TYPE_F32:
-    case GEMMA2_TYPE_F16: { /* column c of the 16 rows, one element each, then column c + 1 */
-        const size_t es = type == GEMMA2_TYPE_F32 ? 4 : 2;
-        for (int64_t c = 0; c < cols; c++)
-            for (int r = 0; r < G2_R16; r++) {
-                uint8_t *e = plain + (size_t)r * row_bytes + (size_t)c * es, *v = g + ((size_t)c * G2_R16 + (size_t)r) * es;
-                if (to_r16) memcpy(v, e, es);
-                else memcpy(e, v, es);
-            }
-        break;
-    }
+    case GEMMA2_TYPE_F32: columns(to_r16, cols, plain, row_bytes, g, 4); break;
+    case GEMMA2_TYPE_F16: columns(to_r16, cols, plain, row_bytes, g, 2); break;
     case GEMMA2_TYPE_BF16:
         for (int64_t p = 0; p < cols / 2; p++)
             for (int r = 0; r < G2_R16; r++) {

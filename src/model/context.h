@@ -7,9 +7,10 @@
 /* Tokens evaluated together at most; a longer batch is split into pieces of this size. 256
  * rather than 512: the scratch below halves (about 40-50 MB less peak RSS for the 2B) at the
  * same prefill speed, now that every matrix of the 2B files runs the r16 kernels in read mode
- * (no per-call panel packing to amortise). pp512 in alternating runs, 512 vs 256: Q4_0 127.2 /
+ * (no per-call packing to amortise). pp512 in alternating runs, 512 vs 256: Q4_0 127.2 /
  * 129.7 vs 126.2 / 129.3 t/s, BF16 47.4 / 49.8 vs 49.5 / 48.7, Q8_0 (r16) 120.0 / 126.7 vs
- * 124.5 / 124.5. Plain-layout Q8_0 (panels) lost 10-15% with 256. */
+ * 124.5 / 124.5. Plain-layout Q8_0 (mmap mode; then on the panel kernels, since replaced by
+ * packing r16 groups per call) lost 10-15% with 256. */
 #define G2_UBATCH 256
 
 /* Scratch for the attention of one kv head (attention.c). */

@@ -194,15 +194,17 @@ static int check_case(g2_isa isa, int type, int64_t rows, int64_t cols, int n, i
     return check_case_m(isa, type, rows, cols, n, threads, 0);
 }
 
-/* quantized blocks of random bytes, through decode tiles (n = 1, 3) and prefill panels (n = 20) */
+/* quantized blocks of random bytes, through decode tiles (n = 1, 3) and prefill (n = 20: with
+ * 32 rows, the r16 kernels on groups packed per call; with 21, the row tiles) */
 static void test_random_blocks(void) {
     static const int qt[] = {GEMMA2_TYPE_Q8_0, GEMMA2_TYPE_Q4_0, GEMMA2_TYPE_Q4_K, GEMMA2_TYPE_Q6_K};
     for (int isa = G2_ISA_SCALAR; isa <= G2_ISA_AVX512; isa++) {
         if (!g2_isa_available((g2_isa)isa)) continue;
         for (int i = 0; i < 4; i++)
-            for (int n = 1; n <= 20; n += n == 1 ? 2 : 17)
-                CHECK(check_case_m((g2_isa)isa, qt[i], 21, 768, n, 2, 1) == 0, "%s %s n=%d", g2_isa_name((g2_isa)isa),
-                      gemma2_type_name(qt[i]), n);
+            for (int rows = 21; rows <= 32; rows += 11)
+                for (int n = 1; n <= 20; n += n == 1 ? 2 : 17)
+                    CHECK(check_case_m((g2_isa)isa, qt[i], rows, 768, n, 2, 1) == 0, "%s %s rows=%d n=%d",
+                          g2_isa_name((g2_isa)isa), gemma2_type_name(qt[i]), rows, n);
     }
 }
 
@@ -211,8 +213,10 @@ static void test_random_blocks(void) {
 static void test_matmul_all_paths(void) {
     static const struct { int64_t rows, cols; int n, threads; } shapes[] = {
         {1, 256, 1, 1}, {37, 512, 1, 2}, {37, 512, 7, 3}, {64, 2304, 1, 2}, {13, 768, 9, 2}, {5, 256, 4, 4},
-        /* >= 16 tokens: the repacked-panel prefill kernels (AVX-512), partial panels and blocks */
-        {37, 512, 20, 2}, {50, 768, 33, 3}, {16, 256, 16, 1}, {300, 1024, 17, 2},
+        /* >= 16 tokens: rows in groups of 16 run the r16 kernels on groups packed per call
+         * (AVX2, AVX-512), in several row blocks for the 160 x 2304 ones; other row counts the
+         * row tiles */
+        {37, 512, 20, 2}, {50, 768, 33, 3}, {16, 256, 16, 1}, {300, 1024, 17, 2}, {48, 512, 20, 2}, {160, 2304, 37, 2},
     };
     for (int isa = G2_ISA_SCALAR; isa <= G2_ISA_AVX512; isa++) {
         if (!g2_isa_available((g2_isa)isa)) {
