@@ -231,9 +231,9 @@ static void test_matmul_all_paths(void) {
     }
 }
 
-/* Q8_0 / Q4_0 rows of 1-9 blocks: the AVX-512 row kernels step two blocks at a time and finish
- * an odd one alone (no other test has a row of an odd block count: without that last block,
- * only this one failed) */
+/* Q8_0 / Q4_0 rows of 1-9 blocks: the AVX-512 row kernels step two blocks at a time (Q4_0
+ * decode four, then two) and finish an odd one alone (no other test has a row of an odd block
+ * count: without that last block, only this one failed) */
 static void test_q32_block_tails(void) {
     static const int qt[] = {GEMMA2_TYPE_Q8_0, GEMMA2_TYPE_Q4_0};
     for (int isa = G2_ISA_SCALAR; isa <= G2_ISA_AVX512; isa++) {
