@@ -270,9 +270,10 @@ G2_INLINE void tile_q32(int q4, const int NR, const int NT, const uint8_t *w, si
  * (128 bits) of `lo` holds block k's elements 0-15, of `hi` its elements 16-31, and the
  * activation bytes are shuffled to match (two shuffles per 4 blocks instead of unpacking per
  * pair); the -8 offset is 8 x the activations, by two more vpdpbusd; one fp32 step applies the
- * 4 blocks' scales, each repeated over its 4 lanes. One core, 512 x 2304: 12.9 -> 19.3-19.9 GB/s
- * (`bench/kernels_bench.sh 1 5 512 2304`, alternated). Taking the offsets from the record's
- * block sums instead (vpmulld, vpexpandd) was slower than the pair-wise kernel: 12.1 GB/s. */
+ * 4 blocks' scales, each repeated over its 4 lanes. One core, 512 x 2304: 12.9-13.0 -> 15.0-19.4
+ * GB/s, 19.3-19.4 in three of five samples (`bench/kernels_bench.sh 1 5 512 2304`, alternated).
+ * Taking the offsets from the record's block sums instead (vpmulld, vpexpandd) was slower than
+ * the pair-wise kernel: 12.1 GB/s. */
 static float row_q4_0(const uint8_t *w, const g2_act *a, int t) {
     const int64_t nb = a->cols / 32;
     const int8_t *qa = g2_act_q(a, t);
