@@ -246,16 +246,18 @@ static void test_q32_block_tails(void) {
     }
 }
 
-/* F32/BF16/F16 accept any column count: the SIMD tails */
+/* F32/BF16/F16 accept any column count: the SIMD tails, in decode (the row kernels: 130 and 161
+ * run the AVX-512 BF16 row's 128-wide step, then its tail) and in a tile of tokens */
 static void test_float_tails(void) {
-    static const int64_t cols[] = {1, 7, 15, 17, 33, 100};
+    static const int64_t cols[] = {1, 7, 15, 17, 33, 100, 130, 161};
     static const int ft[] = {GEMMA2_TYPE_F32, GEMMA2_TYPE_BF16, GEMMA2_TYPE_F16};
     for (int isa = G2_ISA_SCALAR; isa <= G2_ISA_AVX512; isa++) {
         if (!g2_isa_available((g2_isa)isa)) continue;
         for (int i = 0; i < 3; i++)
             for (size_t c = 0; c < sizeof cols / sizeof cols[0]; c++)
-                CHECK(check_case((g2_isa)isa, ft[i], 6, cols[c], 5, 2) == 0, "%s %s cols %lld", g2_isa_name((g2_isa)isa),
-                      gemma2_type_name(ft[i]), (long long)cols[c]);
+                for (int n = 1; n <= 5; n += 4)
+                    CHECK(check_case((g2_isa)isa, ft[i], 6, cols[c], n, 2) == 0, "%s %s cols %lld, %d tokens",
+                          g2_isa_name((g2_isa)isa), gemma2_type_name(ft[i]), (long long)cols[c], n);
     }
 }
 
@@ -571,18 +573,19 @@ static void test_isa_override(void) {
  * run with GEMMA2_BF16_DOT=0, the exact products): activations rounded to bf16 (relative error
  * 2^-9 each), so the product is within 2^-8 * sum|w*x| of the exact one; and it is the product
  * with the rounded activations, to fp32 summation (3e-5 * sum|w*x|: 1152 pairs summed in fp32
- * lanes, measured below 1e-6). Plain rows (19: tiles with a remainder) and r16 groups (48
- * rows), decode (1 token) and prefill (6; 20 = one 16-token pass and a 4-token one). */
+ * lanes, measured below 1e-6). Plain rows (19: tiles with a remainder; 2304 columns, and 161 for
+ * the decode row kernel's tail after its 128-wide step) and r16 groups (48 rows), decode (1
+ * token) and prefill (6; 20 = one 16-token pass and a 4-token one). */
 static void test_bf16_dot_option(void) {
     if (!g2_isa_available(G2_ISA_AVX512) || !__builtin_cpu_supports("avx512bf16")) {
         printf("# skip bf16 dot: no AVX512-BF16\n");
         return;
     }
-    enum { NMAX = 20, C = 2304 };
-    float *x = malloc(NMAX * C * 4), *y = malloc(NMAX * 48 * 4);
-    random_fill(x, NMAX * C, 10, 1.0);
-    for (int layout = 0; layout < 2; layout++) {
-        const int rows = layout ? 48 : 19;
+    enum { NMAX = 20, CMAX = 2304 };
+    float *x = malloc(NMAX * CMAX * 4), *y = malloc(NMAX * 48 * 4);
+    random_fill(x, NMAX * CMAX, 10, 1.0);
+    for (int v = 0; v < 3; v++) {
+        const int layout = v == 2, rows = layout ? 48 : 19, C = v == 1 ? 161 : CMAX;
         test_matrix m = make_matrix(GEMMA2_TYPE_BF16, rows, C, 8);
         if (layout) CHECK(g2_tensor_repack_r16(&m.t, 2) == 0);
         static const int ns[] = {1, 6, 20};
@@ -605,8 +608,8 @@ static void test_bf16_dot_option(void) {
                     if (fabs(y[t * rows + r] - e) > mag / 256) bad++;
                     if (fabs(y[t * rows + r] - er) > 3e-5 * mag) bad_rounded++;
                 }
-            CHECK(bad == 0 && bad_rounded == 0, "%s, %s, %d tokens: %d off exact, %d off the rounded product",
-                  layout ? "r16" : "rows", k < 3 ? "default" : "GEMMA2_BF16_DOT=1", N, bad, bad_rounded);
+            CHECK(bad == 0 && bad_rounded == 0, "%s, %d columns, %s, %d tokens: %d off exact, %d off the rounded product",
+                  layout ? "r16" : "rows", C, k < 3 ? "default" : "GEMMA2_BF16_DOT=1", N, bad, bad_rounded);
         }
         free_matrix(&m);
     }
