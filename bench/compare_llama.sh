@@ -13,6 +13,8 @@
 #   GEMMA2_BF16_DOT=0 TYPES=bf16 LOAD=read bench/compare_llama.sh   (ours with exact BF16 products)
 #   ISA=avx2 TYPES=q4_0 bench/compare_llama.sh       (a CPU without AVX-512: ours with GEMMA2_ISA=avx2,
 #                                                     llama.cpp with its haswell build, AVX2 + FMA)
+#   KV=f32 SHAPE=9b TYPES=q4_0 bench/compare_llama.sh bench/out 1   (both engines with this KV
+#                                                     cache type: f32, f16 or bf16)
 #
 # Files: a random Gemma 2 of the 2B shape (SHAPE=9b / 27b: those presets) from the oracle's
 # make_gguf.py (BF16), quantized by `gemma2 quantize` (byte-identical to llama_quantize's
@@ -21,7 +23,8 @@
 # repacked); llama.cpp runs in both of its loading modes, mmap and none (read into memory), and
 # the ratio is against the faster of the two for each test. llama.cpp runs with its defaults
 # otherwise (f16 KV cache, flash attention auto, its own repacking of Q4_0/Q4_K on AVX-512);
-# ours keeps an f32 KV cache. Each round runs ours, llama mmap, llama none per type, in turn.
+# ours keeps an f32 KV cache (KV=...: both take that type). Each round runs ours, llama mmap,
+# llama none per type, in turn.
 # Prints medians over all samples, the ratio, and decode weight traffic as a fraction of this
 # machine's read bandwidth (bench/kernels_bench's probe on huge pages, run before each type of
 # each round; the best of all: the host's bandwidth drifts between about 30 and 62 GB/s from
@@ -42,13 +45,16 @@ SHARED=${GEMMA2_SHARED:-../shared}
 PY=${PYTHON:-/usr/bin/python3}
 LB=${ORACLE_DIR:?set ORACLE_DIR (../shared/oracle/setup.sh)}/bin/llama_bench
 ISA=${ISA:-}   # avx2: both engines limited to AVX2 + FMA
+KV=${KV:-}     # the KV cache type of both engines; empty: each its default (ours f32, llama.cpp f16)
 LARGS=""
+OARGS=""
+if [ -n "$KV" ]; then LARGS="--kv-type $KV"; OARGS="--kv-type $KV"; fi
 if [ -n "$ISA" ]; then
     [ "$ISA" = avx2 ] || { echo "ISA: only avx2 is supported" >&2; exit 2; }
     export GEMMA2_ISA=avx2
     lib=$(find "$ORACLE_DIR/node_modules" -name libggml-cpu-haswell.so | head -1)
     [ -n "$lib" ] || { echo "no libggml-cpu-haswell.so under $ORACLE_DIR/node_modules" >&2; exit 1; }
-    LARGS="--cpu-lib $lib"
+    LARGS="$LARGS --cpu-lib $lib"
 fi
 mkdir -p "$W"
 make -s gemma2
@@ -65,14 +71,14 @@ done
 bash bench/kernels_bench.sh "$T" 1 bw > /dev/null 2>&1   # builds build/bench/kernels_bench
 probe() { build/bench/kernels_bench "$T" 3 bw 2>/dev/null | sed -n 's/^memory read bandwidth.*best \([0-9.]*\) GB\/s.*/\1/p'; }
 bw=$(probe)
-echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $T threads, load=$LOAD, read bandwidth ${bw:-?} GB/s, pp$PP tg$TG depth $DEPTH, GEMMA2_BF16_DOT=${GEMMA2_BF16_DOT:-default}, ISA=${ISA:-best}"
+echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $T threads, load=$LOAD, read bandwidth ${bw:-?} GB/s, pp$PP tg$TG depth $DEPTH, KV=${KV:-default}, GEMMA2_BF16_DOT=${GEMMA2_BF16_DOT:-default}, ISA=${ISA:-best}"
 log=${LOG:-$W/compare_$LOAD.log}   # LOG=...: keep variants (depth, BF16_DOT) apart
 [ "${APPEND:-0}" = 1 ] || : > "$log"   # APPEND=1: add rounds to the previous run's log
 for r in $(seq "$ROUNDS"); do
     for t in $TYPES; do
         f=$G-$t.gguf
         echo "probe $t bw=$(probe)" >> "$log"
-        ./gemma2 bench -m "$f" -p "$PP" -n "$TG" -d "$DEPTH" -r "$REPS" -t "$T" --load-mode "$LOAD" | sed "s/^/ours $t /" >> "$log"
+        ./gemma2 bench -m "$f" -p "$PP" -n "$TG" -d "$DEPTH" -r "$REPS" -t "$T" --load-mode "$LOAD" $OARGS | sed "s/^/ours $t /" >> "$log"
         for lm in mmap none; do
             "$LB" "$f" --prompt "$PP" --gen "$TG" --depth "$DEPTH" --reps "$REPS" --threads "$T" --load-mode "$lm" $LARGS 2>/dev/null |
                 sed "s/^/llama-$lm $t /" >> "$log"
@@ -99,10 +105,15 @@ for line in open(log):
     mb = re.search(r"model_bytes=(\d+)", rest)
     if mb and who == "ours":
         rows[key]["bytes"] = int(mb.group(1))
+    mr = re.search(r"peak_rss=(\d+)", rest)
+    if mr:
+        rss = rows[key].setdefault("rss", {})
+        rss[who] = max(rss.get(who, 0), int(mr.group(1)) / 1e9)
 bw = max(probes) if probes else 0.0
 if probes:
     print("# read bandwidth: %d probes, %.1f-%.1f GB/s; decode/bw against the best" % (len(probes), min(probes), bw))
-print("%-8s %-6s %10s %11s %11s %7s %12s" % ("type", "test", "ours t/s", "llama mmap", "llama none", "ratio", "decode/bw"))
+print("%-8s %-6s %10s %11s %11s %7s %12s   %s" % ("type", "test", "ours t/s", "llama mmap", "llama none", "ratio", "decode/bw",
+                                              "peak RSS GB ours / llama mmap / none"))
 for (typ, test), d in sorted(rows.items()):
     med = lambda k: statistics.median(d[k]) if d.get(k) else 0.0
     o, lm, ln = med("ours"), med("llama-mmap"), med("llama-none")
@@ -110,5 +121,7 @@ for (typ, test), d in sorted(rows.items()):
     frac = ""
     if test.startswith("tg") and bw > 0 and "bytes" in d:
         frac = "%.0f%%" % (100 * o * d["bytes"] / 1e9 / bw)
-    print("%-8s %-6s %10.2f %11.2f %11.2f %7.2f %12s" % (typ, test, o, lm, ln, o / best if best else 0, frac))
+    rss = d.get("rss", {})
+    rs = " / ".join("%.3f" % rss[k] if k in rss else "-" for k in ("ours", "llama-mmap", "llama-none"))
+    print("%-8s %-6s %10.2f %11.2f %11.2f %7.2f %12s   %s" % (typ, test, o, lm, ln, o / best if best else 0, frac, rs))
 PY
