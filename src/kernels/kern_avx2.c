@@ -206,8 +206,8 @@ G2_INLINE __m256i row_block_dot(int q4, const uint8_t *blk, const int8_t *q) {
  * offsets (from the activations' block sums) and the fp32 step run on one 128-bit vector. One
  * core, 9216 x 2304 (`GEMMA2_ISA=avx2 bench/kernels_bench.sh 1 3 9216 2304`, alternated three
  * times): Q4_0 9.1-12.4 -> 14.6-16.8 GB/s, two threads 14.5-24.5 -> 28.3-33.1; Q8_0 22.7-24.8
- * -> 24.1-26.2, two threads the same (31-48, memory). With the weights in L2 (the compute
- * ceiling): Q4_0 11.5-12.7 -> 17.1-17.5, Q8_0 30.7-30.9 -> 38.0. tile_q32, a block at a time,
+ * -> 24.1-26.2, two threads the same (31-48, memory). With the weights in L2 (a one-off
+ * program calling the kernels on 64 x 2304): Q4_0 11.5-12.7 -> 17.1-17.5, Q8_0 30.7-30.9 -> 38.0. tile_q32, a block at a time,
  * converted each scale on its own and waited on its one sum. */
 G2_INLINE float row_q32(int q4, const uint8_t *w, const g2_act *a, int t) {
     const int64_t nb = a->cols / 32;
@@ -235,7 +235,8 @@ G2_INLINE float row_q32(int q4, const uint8_t *w, const g2_act *a, int t) {
             hw |= (uint64_t)hk << 16 * k;
         }
         const __m128 d = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi64_si128((long long)hw)), _mm_loadu_ps(da + b));
-        if (q4) dot = _mm_sub_epi32(dot, _mm_slli_epi32(_mm_cvtepi16_epi32(_mm_loadl_epi64((const __m128i *)(sa + b))), 3));
+        if (q4) /* - 8 x the 4 blocks' activation sums */
+            dot = _mm_sub_epi32(dot, _mm_slli_epi32(_mm_cvtepi16_epi32(_mm_loadl_epi64((const __m128i *)(sa + b))), 3));
         acc = _mm_fmadd_ps(_mm_cvtepi32_ps(dot), d, acc);
     }
     float tail = 0;
@@ -321,8 +322,11 @@ G2_INLINE void tile_q4_k_body(const int NR, const int NT, const uint8_t *w, size
                     const __m256i lo = _mm256_and_si256(qv, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m4);
                     const __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(q + 64 * j)));
                     const __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q + 64 * j + 32)));
-                    acc_i = _mm256_add_epi32(acc_i, _mm256_madd_epi16(p0, _mm256_shuffle_epi8(sc16, _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * j))))));
-                    acc_i = _mm256_add_epi32(acc_i, _mm256_madd_epi16(p1, _mm256_shuffle_epi8(sc16, _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * j + 1))))));
+                    /* bytes 2k, 2k + 1 of sc16: scale k as a 16-bit lane */
+                    const __m256i s0 = _mm256_shuffle_epi8(sc16, _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * j))));
+                    const __m256i s1 = _mm256_shuffle_epi8(sc16, _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * j + 1))));
+                    acc_i = _mm256_add_epi32(acc_i, _mm256_madd_epi16(p0, s0));
+                    acc_i = _mm256_add_epi32(acc_i, _mm256_madd_epi16(p1, s1));
                 }
                 const __m256i ms = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(bs[t] + 16 * sb)), mrep);
                 const float dat = da[t][sb];
@@ -389,9 +393,9 @@ G2_INLINE void tile_q6_k_body(const int NR, const int NT, const uint8_t *w, size
                     G2_UNROLL
                     for (int j = 0; j < 4; j++) {
                         const int k = 2 * j; /* the two 16-element scales of these 32: 8h + k, 8h + k + 1 */
-                        const __m256i scv = _mm256_shuffle_epi8(h ? sc_hi : sc_lo,
-                                                                _mm256_setr_m128i(_mm_set1_epi16((short)(0x0100 + 0x0202 * k)),
-                                                                                  _mm_set1_epi16((short)(0x0100 + 0x0202 * (k + 1)))));
+                        const __m256i pick = _mm256_setr_m128i(_mm_set1_epi16((short)(0x0100 + 0x0202 * k)),
+                                                               _mm_set1_epi16((short)(0x0100 + 0x0202 * (k + 1))));
+                        const __m256i scv = _mm256_shuffle_epi8(h ? sc_hi : sc_lo, pick);
                         const __m256i p = _mm256_maddubs_epi16(v[j], _mm256_loadu_si256((const __m256i *)(q + 128 * h + 32 * j)));
                         acc_i = _mm256_add_epi32(acc_i, _mm256_madd_epi16(p, scv));
                     }
