@@ -5,7 +5,10 @@
  *        batch, logits of the last token only. t/s = N / time.
  *   tgN: a fresh context (after --depth D untimed tokens), N evaluations of one token each,
  *        each producing that token's logits. t/s = N / time.
- * One untimed warm-up run per test, then --reps timed ones; the median and the range. */
+ * One untimed warm-up run per test, then --reps timed ones; the median and the range.
+ * --probe-bw MIB: before each decode step, a read of MIB MiB of this process's memory by the
+ * same threads (bw_probe.h); tgN's time is then the steps' alone, and the line adds the probes'
+ * median GB/s and the median over steps of the step's weight traffic / the probe just before. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +16,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bw_probe.h"
 #include "cli_util.h"
 #include "commands.h"
 
@@ -32,7 +36,10 @@ static void usage(FILE *f) {
             "  --load-mode MODE    read: copy the weights into memory on huge pages, repacked for the\n"
             "                      kernels (llama-bench --load-mode none is the closest); mmap: map the\n"
             "                      file; auto: read when it takes at most 3/4 of the available memory\n"
-            "                      (default; the line '# gemma2 ... load=' says which was used)\n");
+            "                      (default; the line '# gemma2 ... load=' says which was used)\n"
+            "  --probe-bw MIB      decode test: read MIB MiB of memory before each step, and report the\n"
+            "                      step's weight traffic against that bandwidth (0 = off, default; the\n"
+            "                      buffer counts in peak_rss)\n");
 }
 
 static double now_s(void) {
@@ -75,8 +82,11 @@ static void make_ids(int32_t *ids, int n, int vocab, uint64_t seed) {
     }
 }
 
-/* One run: returns seconds, or -1 on error (message printed). */
-static double run_once(const gemma2_model *m, int n_ctx, int kv_type, const int32_t *ids, int pp, int tg, int depth) {
+/* One run: returns seconds, or -1 on error (message printed). With `probe` (decode only), a
+ * probe before each step: step i's seconds into step_s[i], the probe's GB/s into bw[i], and
+ * the run's time is the steps' alone. */
+static double run_once(const gemma2_model *m, int n_ctx, int kv_type, const int32_t *ids, int pp, int tg, int depth,
+                       const g2_bw_probe *probe, double *step_s, double *bw) {
     gemma2_context_options co = gemma2_context_default_options();
     co.n_ctx = n_ctx;
     co.kv_type = kv_type;
@@ -92,11 +102,15 @@ static double run_once(const gemma2_model *m, int n_ctx, int kv_type, const int3
         if (!gemma2_eval(c, ids, pp, NULL, &err)) t = now_s() - t0;
     } else {
         if (depth == 0 || !gemma2_eval(c, ids, depth, NULL, &err)) {
-            double t0 = now_s();
+            double t0 = now_s(), steps = 0;
             int i = 0;
-            for (; i < tg; i++)
+            for (; i < tg; i++) {
+                if (probe) bw[i] = g2_bw_probe_read(probe);
+                const double ts = now_s();
                 if (gemma2_eval(c, ids + depth + i, 1, NULL, &err)) break;
-            if (i == tg) t = now_s() - t0;
+                if (probe) steps += step_s[i] = now_s() - ts;
+            }
+            if (i == tg) t = probe ? steps : now_s() - t0;
         }
     }
     if (t < 0) fprintf(stderr, "gemma2 bench: %s\n", err.msg);
@@ -104,21 +118,33 @@ static double run_once(const gemma2_model *m, int n_ctx, int kv_type, const int3
     return t;
 }
 
+static double median_of(double *v, size_t n) {
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 static int run_test(const gemma2_model *m, const char *path, int n_ctx, int kv_type, const int32_t *ids, int pp, int tg,
-                    int depth, int reps, int warmup, int threads) {
-    if (warmup && run_once(m, n_ctx, kv_type, ids, pp, tg, depth) < 0) return 1;
+                    int depth, int reps, int warmup, int threads, const g2_bw_probe *probe) {
+    if (pp) probe = NULL;
+    const size_t steps = probe ? (size_t)reps * (size_t)tg : 1;
     double *tps = calloc((size_t)reps, sizeof *tps), *ms = calloc((size_t)reps, sizeof *ms);
-    if (!tps || !ms) return 1;
+    double *step_s = calloc(steps, sizeof *step_s), *bw = calloc(steps, sizeof *bw);
+    int rc = !tps || !ms || !step_s || !bw;
+    if (!rc && warmup && run_once(m, n_ctx, kv_type, ids, pp, tg, depth, probe, step_s, bw) < 0) rc = 1;
     const int n = pp ? pp : tg;
-    for (int r = 0; r < reps; r++) {
-        double s = run_once(m, n_ctx, kv_type, ids, pp, tg, depth);
+    for (int r = 0; r < reps && !rc; r++) {
+        const size_t at = probe ? (size_t)r * (size_t)tg : 0;
+        double s = run_once(m, n_ctx, kv_type, ids, pp, tg, depth, probe, step_s + at, bw + at);
         if (s < 0) {
-            free(tps);
-            free(ms);
-            return 1;
+            rc = 1;
+            break;
         }
         tps[r] = n / s;
         ms[r] = 1e3 * s;
+    }
+    if (rc) {
+        free(tps), free(ms), free(step_s), free(bw);
+        return 1;
     }
     char samples[1024] = "";
     for (int r = 0, k = 0; r < reps && k < (int)sizeof samples - 16; r++)
@@ -142,16 +168,25 @@ static int run_test(const gemma2_model *m, const char *path, int n_ctx, int kv_t
            (long long)st.n_params, peak_rss_bytes());
     /* decode reads every weight once per token: the achieved weight traffic */
     if (!pp) printf(" weight_GB/s=%.2f", med * (double)st.weight_bytes / 1e9);
+    if (probe) { /* each step's weight traffic against the probe taken just before it */
+        double *ratio = malloc(steps * sizeof *ratio);
+        if (ratio) {
+            for (size_t i = 0; i < steps; i++) ratio[i] = bw[i] > 0 ? (double)st.weight_bytes / step_s[i] / 1e9 / bw[i] : 0;
+            const double r = median_of(ratio, steps), b = median_of(bw, steps);
+            printf(" probe_GB/s=%.2f probe_min=%.2f probe_max=%.2f weight_per_probe=%.3f ratio_min=%.3f ratio_max=%.3f",
+                   b, bw[0], bw[steps - 1], r, ratio[0], ratio[steps - 1]);
+            free(ratio);
+        }
+    }
     printf(" model=%s\n", path);
     fflush(stdout);
-    free(tps);
-    free(ms);
+    free(tps), free(ms), free(step_s), free(bw);
     return 0;
 }
 
 int g2_cmd_bench(int argc, char **argv) {
     const char *path = NULL, *v;
-    long pp = 512, tg = 128, depth = 0, threads = 0, reps = 3, n_ctx = 0, seed = 1;
+    long pp = 512, tg = 128, depth = 0, threads = 0, reps = 3, n_ctx = 0, seed = 1, probe_mib = 0;
     int warmup = 1;
     gemma2_load_mode load_mode = GEMMA2_LOAD_AUTO;
     int kv_type = GEMMA2_TYPE_F32;
@@ -187,6 +222,8 @@ int g2_cmd_bench(int argc, char **argv) {
             dst = &threads, lo = 1;
         } else if (!strcmp(a, "-r") || !strcmp(a, "--reps")) {
             dst = &reps, lo = 1;
+        } else if (!strcmp(a, "--probe-bw")) {
+            dst = &probe_mib;
         } else if (!strcmp(a, "--ctx")) {
             dst = &n_ctx, lo = 1;
         } else if (!strcmp(a, "--seed")) {
@@ -245,8 +282,18 @@ int g2_cmd_bench(int argc, char **argv) {
                                  (int)n_ctx));
     fflush(stdout);
     int rc = 0;
-    if (pp) rc |= run_test(m, path, (int)n_ctx, kv_type, ids, (int)pp, 0, 0, (int)reps, warmup, (int)threads);
-    if (tg && !rc) rc |= run_test(m, path, (int)n_ctx, kv_type, ids, 0, (int)tg, (int)depth, (int)reps, warmup, (int)threads);
+    g2_bw_probe probe = {0};
+    const int probe_rc = probe_mib ? g2_bw_probe_init(&probe, (size_t)probe_mib << 20, (int)threads) : 0;
+    if (probe_rc) {
+        fprintf(stderr, "gemma2 bench: --probe-bw %ld: %s\n", probe_mib,
+                probe_rc == -2 ? "more than half of the available memory" : "out of memory");
+        rc = 1;
+    }
+    if (pp && !rc) rc |= run_test(m, path, (int)n_ctx, kv_type, ids, (int)pp, 0, 0, (int)reps, warmup, (int)threads, NULL);
+    if (tg && !rc)
+        rc |= run_test(m, path, (int)n_ctx, kv_type, ids, 0, (int)tg, (int)depth, (int)reps, warmup, (int)threads,
+                       probe_mib ? &probe : NULL);
+    g2_bw_probe_free(&probe);
     free(ids);
     gemma2_model_close(m);
     return rc;

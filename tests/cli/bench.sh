@@ -3,7 +3,7 @@
 # form of the oracle's llama_bench (`ppN t/s=... min=... max=... reps=R samples=...`, `tgN ...`)
 # with min <= median <= max and R samples, the header names the kernels in use (as `gemma2 info`
 # does) and the load mode applied, the decode line reports weight traffic; bad options and files
-# fail cleanly.
+# fail cleanly. --probe-bw adds a bandwidth probe before each decode step.
 set -u
 source tests/cli/gen_lib.inc
 D=tests/generated/bench
@@ -48,5 +48,18 @@ expect_fail "bench: missing file" "$D/none.gguf" "$BIN" bench -m "$D/none.gguf"
 expect_fail "bench: -r 0" "-r must be an integer >= 1" "$BIN" bench -m "$M" -r 0
 expect_fail "bench: -p not a number" "-p must be an integer" "$BIN" bench -m "$M" -p x
 expect_fail "bench: unknown option" "unknown option '--nope'" "$BIN" bench -m "$M" --nope
+# --probe-bw: the decode line adds the probes' GB/s and the steps' traffic against them, each
+# median within its range
+if "$BIN" bench -m "$M" -p 0 -n 4 -r 2 --probe-bw 8 $T1 > "$D/probe.txt" 2> "$D/err.txt" && "$PY" - "$D/probe.txt" <<'PYEOF'; then ok "bench --probe-bw: probe GB/s and weight/probe ratio, median within range"; else bad "bench --probe-bw"; cat "$D/probe.txt" "$D/err.txt"; fi
+import sys
+l = [l for l in open(sys.argv[1]).read().splitlines() if l.startswith("tg4 ")]
+assert len(l) == 1, l
+f = dict(kv.split("=", 1) for kv in l[0].split()[1:])
+b, r = float(f["probe_GB/s"]), float(f["weight_per_probe"])
+assert 0 < float(f["probe_min"]) <= b <= float(f["probe_max"]), f
+assert 0 < float(f["ratio_min"]) <= r <= float(f["ratio_max"]), f
+PYEOF
+expect_fail "bench: --probe-bw not a number" "--probe-bw must be an integer" "$BIN" bench -m "$M" --probe-bw x
+expect_fail "bench: --probe-bw beyond memory" "more than half of the available memory" "$BIN" bench -m "$M" -p 0 -n 1 --probe-bw 1048576
 expect_fail "bench: context too small" "the tests need 64 positions" "$BIN" bench -m "$M" -p 64 -n 0 --ctx 16
 [ $fails -eq 0 ]
