@@ -431,7 +431,7 @@ static void tile_q6_k(const uint8_t *w, size_t rb, int nr, const g2_act *a, int 
 }
 
 int g2_kernel_avx2(int type, g2_kernel *k) {
-    k->mr = 4;
+    k->mr = k->decode_rows = 4;
     k->nt = 2; /* 8 accumulators + 4 weight vectors + 1 activation: fits 16 ymm registers */
     switch (type) {
     case GEMMA2_TYPE_F32: k->act = G2_ACT_F32; k->tile = tile_f32; return 1;

@@ -294,14 +294,17 @@ G2_INLINE void tile_q32(int q4, const int NR, const int NT, const uint8_t *w, si
 #define BODY_Q4_0(R, T, ...) tile_q32(1, R, T, __VA_ARGS__)
 
 /* Q4_0 decode on a plain row (mmap mode), 4 blocks a step with the whole 512-bit width: lane k
- * (128 bits) of `lo` holds block k's elements 0-15, of `hi` its elements 16-31, and the
- * activation bytes are shuffled to match (two shuffles per 4 blocks instead of unpacking per
- * pair); the -8 offset is 8 x the activations, by two more vpdpbusd; one fp32 step applies the
- * 4 blocks' scales, each repeated over its 4 lanes. One core, 512 x 2304: 12.9-13.0 -> 15.0-19.4
- * GB/s, 19.3-19.4 in three of five samples (`bench/kernels_bench.sh 1 5 512 2304`, alternated).
- * Taking the offsets from the record's block sums instead (vpmulld, vpexpandd) was slower than
- * the pair-wise kernel: 12.1 GB/s. */
-static float row_q4_0(const uint8_t *w, const g2_act *a, int t) {
+ * (128 bits) of `lo` holds block k's elements 0-15, of `hi` its elements 16-31; the -8 offset is
+ * 8 x the activations, by two more vpdpbusd; one fp32 step applies the 4 blocks' scales, each
+ * repeated over its 4 lanes. The activations must be in the same order: `qa4` holds them so,
+ * per group of 4 blocks (q4_0_act_groups), shuffled once per call for all its rows; with qa4 =
+ * NULL (rows too long for the caller's buffer) each row shuffles them itself, two cross-lane
+ * shuffles per step. One core, 512 x 2304: 12.9-13.0 -> 15.0-19.4 GB/s, 19.3-19.4 in three of
+ * five samples, with the shuffles in the row (`bench/kernels_bench.sh 1 5 512 2304`,
+ * alternated); shuffled once per call, below (G2_Q4_0_DECODE_ROWS). Taking the offsets from the
+ * record's block sums instead (vpmulld, vpexpandd) was slower than the pair-wise kernel: 12.1
+ * GB/s. */
+static float row_q4_0(const uint8_t *w, const g2_act *a, int t, const int8_t *qa4) {
     const int64_t nb = a->cols / 32;
     const int8_t *qa = g2_act_q(a, t);
     const float *da = g2_act_d(a, t);
@@ -319,9 +322,14 @@ static float row_q4_0(const uint8_t *w, const g2_act *a, int t) {
         v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + 38)), 2);
         v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + 56)), 3);
         const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-        const __m512i a0 = _mm512_loadu_si512(qa + 32 * b), a1 = _mm512_loadu_si512(qa + 32 * b + 64);
-        const __m512i alo = _mm512_shuffle_i64x2(a0, a1, _MM_SHUFFLE(2, 0, 2, 0));
-        const __m512i ahi = _mm512_shuffle_i64x2(a0, a1, _MM_SHUFFLE(3, 1, 3, 1));
+        __m512i alo, ahi;
+        if (qa4) {
+            alo = _mm512_load_si512(qa4 + 32 * b), ahi = _mm512_load_si512(qa4 + 32 * b + 64);
+        } else {
+            const __m512i a0 = _mm512_loadu_si512(qa + 32 * b), a1 = _mm512_loadu_si512(qa + 32 * b + 64);
+            alo = _mm512_shuffle_i64x2(a0, a1, _MM_SHUFFLE(2, 0, 2, 0));
+            ahi = _mm512_shuffle_i64x2(a0, a1, _MM_SHUFFLE(3, 1, 3, 1));
+        }
         const __m512i sum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, alo), hi, ahi);
         const __m512i off = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), k8, alo), k8, ahi);
         uint64_t h = 0; /* the 4 fp16 scales in one register (an array on the stack was slower) */
@@ -338,6 +346,26 @@ static float row_q4_0(const uint8_t *w, const g2_act *a, int t) {
     if (b < nb) step_q4_0(1, 1, 0, w, 0, b, &qa, &da, acc);
     return _mm512_reduce_add_ps(acc[0][0]);
 }
+
+/* Rows up to this many columns get their activations shuffled once per call (row_q4_0): 36 KiB
+ * on the stack covers every Gemma 2 matrix (the 27B shape's FFN down has 36864 columns). */
+#define G2_Q4_0_ACT_MAX_COLS 36864
+
+/* Rows per decode call (g2_kernel.decode_rows). One core, 64 x 2304 weights in L2 (a one-off
+ * program calling the kernels, 2000 passes, best of 5, three runs alternated): the shuffles in
+ * every row 21.8-21.9 GB/s, once per call of 4 rows 22.4-23.1, of 64 rows 25.4-25.5. */
+#define G2_Q4_0_DECODE_ROWS 64
+
+/* Token t's activations, per group of 4 blocks (128 values), as row_q4_0 reads them: the 4
+ * blocks' elements 0-15, then their elements 16-31. Only whole groups (cols / 128). */
+static void q4_0_act_groups(const g2_act *a, int t, int8_t *qa4) {
+    const int8_t *qa = g2_act_q(a, t);
+    for (int64_t g = 0; g < a->cols / 128; g++) {
+        const __m512i a0 = _mm512_loadu_si512(qa + 128 * g), a1 = _mm512_loadu_si512(qa + 128 * g + 64);
+        _mm512_store_si512(qa4 + 128 * g, _mm512_shuffle_i64x2(a0, a1, _MM_SHUFFLE(2, 0, 2, 0)));
+        _mm512_store_si512(qa4 + 128 * g + 64, _mm512_shuffle_i64x2(a0, a1, _MM_SHUFFLE(3, 1, 3, 1)));
+    }
+}
 static void tile_q8_0(const uint8_t *w, size_t rb, int nr, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
     if (nt == 1) { /* decode: one row streamed at a time (see row_dot_float) */
         for (int r = 0; r < nr; r++) BODY_Q8_0(1, 1, w + (size_t)r * rb, rb, a, t0, y + r, ldy);
@@ -347,7 +375,10 @@ static void tile_q8_0(const uint8_t *w, size_t rb, int nr, const g2_act *a, int 
 }
 static void tile_q4_0(const uint8_t *w, size_t rb, int nr, const g2_act *a, int t0, int nt, float *y, size_t ldy) {
     if (nt == 1) { /* decode: one row streamed at a time (see row_dot_float) */
-        for (int r = 0; r < nr; r++) y[r] = row_q4_0(w + (size_t)r * rb, a, t0);
+        _Alignas(64) int8_t qa4[G2_Q4_0_ACT_MAX_COLS];
+        const int grouped = a->cols <= G2_Q4_0_ACT_MAX_COLS;
+        if (grouped) q4_0_act_groups(a, t0, qa4);
+        for (int r = 0; r < nr; r++) y[r] = row_q4_0(w + (size_t)r * rb, a, t0, grouped ? qa4 : NULL);
         return;
     }
     G2_TILE_SWITCH(BODY_Q4_0, nr, nt, w, rb, a, t0, y, ldy)
@@ -542,7 +573,7 @@ static void tile_q6_k(const uint8_t *w, size_t rb, int nr, const g2_act *a, int 
 }
 
 int g2_kernel_avx512(int type, int bf16_dot, g2_kernel *k) {
-    k->mr = 4;
+    k->mr = k->decode_rows = 4;
     k->nt = 4;
     switch (type) {
     case GEMMA2_TYPE_F32: k->act = G2_ACT_F32; k->tile = tile_f32; return 1;
@@ -552,7 +583,9 @@ int g2_kernel_avx512(int type, int bf16_dot, g2_kernel *k) {
         return 1;
     case GEMMA2_TYPE_F16: k->act = G2_ACT_F32; k->tile = tile_f16; return 1;
     case GEMMA2_TYPE_Q8_0: k->act = G2_ACT_Q8_32; k->tile = tile_q8_0; break;
-    case GEMMA2_TYPE_Q4_0: k->act = G2_ACT_Q8_32; k->tile = tile_q4_0; break;
+    case GEMMA2_TYPE_Q4_0: /* decode: the activations shuffled once per 64 rows (row_q4_0) */
+        k->act = G2_ACT_Q8_32, k->tile = tile_q4_0, k->decode_rows = G2_Q4_0_DECODE_ROWS;
+        break;
     case GEMMA2_TYPE_Q4_K: k->act = G2_ACT_Q8_256; k->tile = tile_q4_k; break;
     case GEMMA2_TYPE_Q6_K: k->act = G2_ACT_Q8_256; k->tile = tile_q6_k; break;
     default: return 0;

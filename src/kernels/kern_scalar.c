@@ -149,7 +149,7 @@ TILE_Q(tile_q4_k, dot_q4_k)
 TILE_Q(tile_q6_k, dot_q6_k)
 
 int g2_kernel_scalar(int type, g2_kernel *k) {
-    k->mr = 4;
+    k->mr = k->decode_rows = 4;
     k->nt = 4;
     switch (type) {
     case GEMMA2_TYPE_F32: k->act = G2_ACT_F32; k->tile = tile_f32; return 1;

@@ -44,14 +44,17 @@ void g2_act_convert(g2_act_kind kind, const g2_act *a, const float *x, uint8_t *
  * quantized to ~15 bits (the residual's int8 step is 1/254 of the first's). Other kinds: nothing. */
 void g2_act_convert_residual(g2_act_kind kind, const g2_act *a, const float *x, const uint8_t *prev, uint8_t *dst);
 
-/* y[t * ldy + r] = dot(weight row r, token t) for r < nr <= mr, t < nt <= nt_max.
+/* y[t * ldy + r] = dot(weight row r, token t) for r < nr <= mr, t < nt <= nt_max; in decode
+ * (nt = 1) nr <= decode_rows.
  * w: row 0 of the tile; a: the activations; t0: first token of the tile. */
 typedef void (*g2_tile_fn)(const uint8_t *w, size_t row_bytes, int nr, const g2_act *a, int t0, int nt, float *y,
                            size_t ldy);
 
 typedef struct {
     g2_act_kind act;
-    int mr, nt; /* the tile's maximum rows and tokens */
+    int mr, nt;      /* the tile's maximum rows and tokens */
+    int decode_rows; /* its maximum rows with one token (>= mr): more where the kernel prepares
+                        the activations once per call for all its rows */
     g2_tile_fn tile;
 } g2_kernel;
 

@@ -25,8 +25,8 @@
 static void compute_rows(const g2_kernel *k, const uint8_t *base, size_t rb, const g2_act *a, int n, float *y,
                          size_t ldy, int64_t nrows) {
     if (n == 1) { /* decode: stream the rows once */
-        for (int64_t r = 0; r < nrows; r += k->mr) {
-            int nr = (int)(nrows - r < k->mr ? nrows - r : k->mr);
+        for (int64_t r = 0; r < nrows; r += k->decode_rows) {
+            int nr = (int)(nrows - r < k->decode_rows ? nrows - r : k->decode_rows);
             k->tile(base + (size_t)r * rb, rb, nr, a, 0, 1, y + r, ldy);
         }
         return;

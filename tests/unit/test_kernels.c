@@ -246,6 +246,20 @@ static void test_q32_block_tails(void) {
     }
 }
 
+/* Q4_0 decode on plain rows: the AVX-512 kernel shuffles the activations once per call of up
+ * to 64 rows (G2_Q4_0_DECODE_ROWS), so 150 rows take three calls, the last of 22; 2400 columns
+ * end in three blocks after the 4-block steps; rows longer than its 36864-column buffer
+ * (G2_Q4_0_ACT_MAX_COLS) shuffle in every row instead */
+static void test_q4_0_decode_rows(void) {
+    static const struct { int64_t rows, cols; } shapes[] = {{150, 2400}, {3, 36992}};
+    for (int isa = G2_ISA_SCALAR; isa <= G2_ISA_AVX512; isa++) {
+        if (!g2_isa_available((g2_isa)isa)) continue;
+        for (int k = 0; k < 2; k++)
+            CHECK(check_case((g2_isa)isa, GEMMA2_TYPE_Q4_0, shapes[k].rows, shapes[k].cols, 1, 2) == 0, "%s %lld x %lld",
+                  g2_isa_name((g2_isa)isa), (long long)shapes[k].rows, (long long)shapes[k].cols);
+    }
+}
+
 /* F32/BF16/F16 accept any column count: the SIMD tails, in decode (the row kernels: 130 and 161
  * run the AVX-512 BF16 row's 128-wide step, then its tail) and in a tile of tokens */
 static void test_float_tails(void) {
@@ -629,6 +643,7 @@ int main(void) {
     RUN(test_matmul_all_paths);
     RUN(test_float_tails);
     RUN(test_q32_block_tails);
+    RUN(test_q4_0_decode_rows);
     RUN(test_random_blocks);
     RUN(test_r16_layout);
     RUN(test_matmul_many);
