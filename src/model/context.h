@@ -54,6 +54,9 @@ struct gemma2_context {
 
     float *logits; /* [vocab] logits after the last evaluated token */
     int has_logits;
+
+    void *arena; /* one anonymous mapping holding every buffer above (context.c) */
+    size_t arena_bytes;
 };
 
 #endif
