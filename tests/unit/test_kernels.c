@@ -246,17 +246,21 @@ static void test_q32_block_tails(void) {
     }
 }
 
-/* Q4_0 decode on plain rows: the AVX-512 kernel shuffles the activations once per call of up
- * to 64 rows (G2_Q4_0_DECODE_ROWS), so 150 rows take three calls, the last of 22; 2400 columns
- * end in three blocks after the 4-block steps; rows longer than its 36864-column buffer
- * (G2_Q4_0_ACT_MAX_COLS) shuffle in every row instead */
-static void test_q4_0_decode_rows(void) {
+/* Q4_0 / Q8_0 decode on plain rows. The AVX-512 Q4_0 kernel shuffles the activations once per
+ * call of up to 64 rows (G2_Q4_0_DECODE_ROWS), so 150 rows take three calls, the last of 22;
+ * 2400 columns end in three blocks after the 4-block steps; rows longer than its 36864-column
+ * buffer (G2_Q4_0_ACT_MAX_COLS) shuffle in every row instead. Q8_0 on the same shapes: its row
+ * kernel's long rows and call sizes. */
+static void test_row_decode_calls(void) {
+    static const int qt[] = {GEMMA2_TYPE_Q4_0, GEMMA2_TYPE_Q8_0};
     static const struct { int64_t rows, cols; } shapes[] = {{150, 2400}, {3, 36992}};
     for (int isa = G2_ISA_SCALAR; isa <= G2_ISA_AVX512; isa++) {
         if (!g2_isa_available((g2_isa)isa)) continue;
-        for (int k = 0; k < 2; k++)
-            CHECK(check_case((g2_isa)isa, GEMMA2_TYPE_Q4_0, shapes[k].rows, shapes[k].cols, 1, 2) == 0, "%s %lld x %lld",
-                  g2_isa_name((g2_isa)isa), (long long)shapes[k].rows, (long long)shapes[k].cols);
+        for (int i = 0; i < 2; i++)
+            for (int k = 0; k < 2; k++)
+                CHECK(check_case((g2_isa)isa, qt[i], shapes[k].rows, shapes[k].cols, 1, 2) == 0, "%s %s %lld x %lld",
+                      g2_isa_name((g2_isa)isa), gemma2_type_name(qt[i]), (long long)shapes[k].rows,
+                      (long long)shapes[k].cols);
     }
 }
 
@@ -643,7 +647,7 @@ int main(void) {
     RUN(test_matmul_all_paths);
     RUN(test_float_tails);
     RUN(test_q32_block_tails);
-    RUN(test_q4_0_decode_rows);
+    RUN(test_row_decode_calls);
     RUN(test_random_blocks);
     RUN(test_r16_layout);
     RUN(test_matmul_many);
