@@ -5,16 +5,11 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
-#define HUGE ((size_t)2 << 20)
+#include "progress.h"
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#define HUGE ((size_t)2 << 20)
 
 int g2_bw_probe_init(g2_bw_probe *p, size_t bytes, int threads) {
     memset(p, 0, sizeof *p);
@@ -44,7 +39,7 @@ double g2_bw_probe_read(const g2_bw_probe *p) {
     const g2_u64x2 *v = (const g2_u64x2 *)(const void *)p->buf;
     const size_t lines = p->bytes / 64;
     uint64_t total = 0;
-    const double t0 = now_s();
+    const double t0 = g2_now();
 #pragma omp parallel num_threads(p->threads) reduction(^ : total)
     {
         const size_t nth = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
@@ -57,7 +52,7 @@ double g2_bw_probe_read(const g2_bw_probe *p) {
         s0 ^= s1;
         total ^= s0[0] ^ s0[1];
     }
-    const double s = now_s() - t0;
+    const double s = g2_now() - t0;
     /* the xor is used so that the loads stay; it is 0 (each page holds 512 equal words) */
     return total ? 0 : (double)p->bytes / s / 1e9;
 }

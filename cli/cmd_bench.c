@@ -14,11 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include "bw_probe.h"
 #include "cli_util.h"
 #include "commands.h"
+#include "progress.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -40,12 +40,6 @@ static void usage(FILE *f) {
             "  --probe-bw MIB      decode test: read MIB MiB of memory before each step, and report the\n"
             "                      step's weight traffic against that bandwidth (0 = off, default; the\n"
             "                      buffer counts in peak_rss)\n");
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static long peak_rss_bytes(void) {
@@ -98,19 +92,19 @@ static double run_once(const gemma2_model *m, int n_ctx, int kv_type, const int3
     }
     double t = -1;
     if (pp) {
-        double t0 = now_s();
-        if (!gemma2_eval(c, ids, pp, NULL, &err)) t = now_s() - t0;
+        double t0 = g2_now();
+        if (!gemma2_eval(c, ids, pp, NULL, &err)) t = g2_now() - t0;
     } else {
         if (depth == 0 || !gemma2_eval(c, ids, depth, NULL, &err)) {
-            double t0 = now_s(), steps = 0;
+            double t0 = g2_now(), steps = 0;
             int i = 0;
             for (; i < tg; i++) {
                 if (probe) bw[i] = g2_bw_probe_read(probe);
-                const double ts = now_s();
+                const double ts = g2_now();
                 if (gemma2_eval(c, ids + depth + i, 1, NULL, &err)) break;
-                if (probe) steps += step_s[i] = now_s() - ts;
+                if (probe) steps += step_s[i] = g2_now() - ts;
             }
-            if (i == tg) t = probe ? steps : now_s() - t0;
+            if (i == tg) t = probe ? steps : g2_now() - t0;
         }
     }
     if (t < 0) fprintf(stderr, "gemma2 bench: %s\n", err.msg);
@@ -249,12 +243,12 @@ int g2_cmd_bench(int argc, char **argv) {
     mo.load_mode = load_mode;
     gemma2_model *m;
     gemma2_error err;
-    double t_load = now_s();
+    double t_load = g2_now();
     if (gemma2_model_open(path, &mo, &m, &err)) {
         fprintf(stderr, "gemma2 bench: %s\n", err.msg);
         return 1;
     }
-    t_load = now_s() - t_load;
+    t_load = g2_now() - t_load;
     const gemma2_config *cfg = gemma2_model_config(m);
     long need = pp > depth + tg ? pp : depth + tg;
     if (!n_ctx) n_ctx = need;

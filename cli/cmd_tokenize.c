@@ -7,18 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "commands.h"
+#include "progress.h"
 #include "gemma2_tokenizer.h"
 #include "tokenizer/json_text.h"
 #include "util/mapped_file.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void json_string(FILE *f, const char *s, size_t n) {
     fputc('"', f);
@@ -156,11 +150,11 @@ int g2_cmd_tokenize(int argc, char **argv) {
         fprintf(stderr, "gemma2 tokenize: --lines goes with --file\n");
         return 2;
     }
-    double t0 = now_s();
+    double t0 = g2_now();
     gemma2_tokenizer *t;
     int rc = load(tok_path, &t, "tokenize");
     if (rc) return rc;
-    double t1 = now_s();
+    double t1 = g2_now();
     gemma2_token_buf b = {0};
     gemma2_error err;
     size_t in_bytes = 0, n_tokens = 0;
@@ -169,9 +163,9 @@ int g2_cmd_tokenize(int argc, char **argv) {
     rc = 0;
     if (text) {
         in_bytes = strlen(text);
-        double e0 = now_s();
+        double e0 = g2_now();
         if (gemma2_tokenize(t, text, in_bytes, &eo, &b, &err)) goto fail;
-        enc_s += now_s() - e0;
+        enc_s += g2_now() - e0;
         n_tokens = b.n;
         print_ids(stdout, t, &b, pieces, 0);
     } else {
@@ -184,9 +178,9 @@ int g2_cmd_tokenize(int argc, char **argv) {
         }
         if (file && !lines) {
             in_bytes = len;
-            double e0 = now_s();
+            double e0 = g2_now();
             if (gemma2_tokenize(t, buf, len, &eo, &b, &err)) goto fail;
-            enc_s += now_s() - e0;
+            enc_s += g2_now() - e0;
             n_tokens = b.n;
             print_ids(stdout, t, &b, pieces, 0);
         } else {
@@ -200,9 +194,9 @@ int g2_cmd_tokenize(int argc, char **argv) {
                 b.n = 0;
                 if (lines) {
                     in_bytes += sl;
-                    double e0 = now_s();
+                    double e0 = g2_now();
                     if (gemma2_tokenize(t, s, sl, &eo, &b, &err)) goto fail;
-                    enc_s += now_s() - e0;
+                    enc_s += g2_now() - e0;
                     n_tokens += b.n;
                     print_ids(stdout, t, &b, pieces, 1);
                     continue;
@@ -219,9 +213,9 @@ int g2_cmd_tokenize(int argc, char **argv) {
                     goto out;
                 }
                 in_bytes += tl;
-                double e0 = now_s();
+                double e0 = g2_now();
                 gemma2_status st = gemma2_tokenize(t, txt, tl, &eo, &b, &err);
-                enc_s += now_s() - e0;
+                enc_s += g2_now() - e0;
                 free(txt);
                 if (st) goto fail;
                 n_tokens += b.n;
@@ -419,10 +413,10 @@ static int tokenizer_info(int argc, char **argv) {
         }
     }
     gemma2_tokenizer *t;
-    double t0 = now_s();
+    double t0 = g2_now();
     int rc = load(path, &t, "tokenizer info");
     if (rc) return rc;
-    double t1 = now_s();
+    double t1 = g2_now();
     int counts[7] = {0};
     int n = gemma2_tokenizer_vocab_size(t);
     for (int i = 0; i < n; i++) counts[gemma2_tokenizer_piece_type(t, i) % 7]++;
@@ -496,7 +490,7 @@ static int tokenizer_train(int argc, char **argv) {
         uint8_t *model;
         size_t size;
         gemma2_error err;
-        double t0 = now_s();
+        double t0 = g2_now();
         if (gemma2_train_bpe(texts, lens, n_texts, &o, &model, &size, &err)) {
             fprintf(stderr, "gemma2 tokenizer train: %s\n", err.msg);
             rc = 1;
@@ -507,7 +501,7 @@ static int tokenizer_train(int argc, char **argv) {
                 rc = 1;
             } else {
                 fprintf(stderr, "wrote %s: %d pieces, %zu bytes, from %zu lines in %.1f s\n", out, o.vocab_size, size,
-                        n_texts, now_s() - t0);
+                        n_texts, g2_now() - t0);
             }
             free(model);
         }
