@@ -24,11 +24,12 @@ static inline __m512i dpbusd_bcast(__m512i acc, __m512i w, const int8_t *p) {
     return acc;
 }
 
-/* 16 int8 at p -> 32-bit lanes by two 256-bit vpmovsxbd, for the reason of f16_avx512.h: the
- * 512-bit widening (Q6_K's scales, Q4_K's from memory) cost decode throughput beside the
- * products. 2B Q4_K_M, `gemma2 bench -p 0 -n 64 -r 2 --probe-bw 256`, old and new builds
- * alternated eight times: weight traffic / probe 0.783-0.795 (median 0.789) -> 0.790-0.823
- * (median 0.803) with the probes at 55-61 GB/s. */
+/* 16 int8 at p -> 32-bit lanes (Q6_K's scales) by two 256-bit vpmovsxbd, for the reason of
+ * f16_avx512.h: the 512-bit widening cost decode throughput beside the products. Measured with
+ * Q4_K's scales and mins widened the same way (they now come from six_bit_lanes): 2B Q4_K_M,
+ * `gemma2 bench -p 0 -n 64 -r 2 --probe-bw 256`, old and new builds alternated eight times,
+ * weight traffic / probe 0.783-0.795 (median 0.789) -> 0.790-0.823 (median 0.803) with the
+ * probes at 55-61 GB/s. */
 static inline __m512i i8x16_epi32(const void *p) {
     const __m128i v = _mm_loadu_si128((const __m128i *)p);
     return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_cvtepi8_epi32(v)), _mm256_cvtepi8_epi32(_mm_srli_si128(v, 8)), 1);
