@@ -125,9 +125,10 @@ G2_INLINE void tile_float_n(const int NT, const int PF, const int F16, const uin
 /* F16 decode (one token): each column's two 16-byte halves widened by 256-bit vcvtph2ps, FMA'd
  * on 256-bit vectors into 8 sums (4 columns x 2 halves), as r16_avx2.c does. The 512-bit form
  * above (one vcvtph2ps and one FMA per column) read less of the bandwidth once memory was fast
- * (f16_avx512.h): 2B F16 model, `gemma2 bench -p 0 -n 32 -r 2 --probe-bw 256`, old and new
- * builds alternated four times, weight traffic / probe 0.773-0.824 -> 0.883-0.926 with the
- * probes at 54-62 GB/s, 0.91-0.95 either way at 33-41 GB/s. Prefill keeps the 512-bit form:
+ * (f16_avx512.h): 2B F16 model, `gemma2 bench -p 0 -n 32 -r 2 --probe-bw 256`, alternated with
+ * the old build, weight traffic / probe with the probes at 54-62 GB/s 0.773-0.824 (six runs)
+ * against 0.883-0.908 for this kernel (two) and 0.884-0.926 for r16_avx2.c's in its place
+ * (four); 0.91-0.97 for each at 33-41 GB/s. Prefill keeps the 512-bit form:
  * there each conversion serves up to 8 tokens, and the split one was 3% slower (pp512 48.4 vs
  * 50.0 t/s). */
 G2_INLINE void decode_f16_ymm(const uint8_t *g, int64_t cols, const g2_act *a, int t0, float *y) {
