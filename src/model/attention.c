@@ -134,7 +134,7 @@ int g2_attention(gemma2_context *c, int l, int p0, int n) {
     /* With at least as many kv heads as threads, each thread takes whole kv heads (one fork per
      * layer, no barriers inside); otherwise the kv heads go one by one, each step split. Small
      * work (a few keys, tiny heads) stays on one thread: a fork would cost more. The bound was
-     * 1e6 (512 keys for the 2B shape); decode reads the keys and values from memory (f32: 4 MB
+     * 1e6 (489 keys for one 2B token); decode reads the keys and values from memory (f32: 4 MB
      * a layer at 480 keys) and one thread reads them at about half the rate of two. 2B Q4_0,
      * `gemma2 bench -p 0 -n 32 -r 1 -d 448` with a timer around this call (not committed):
      * attention 7.7 -> 5.0 ms a token with 1e5; at depth 0, 0.53 -> 0.49. Whole decode, `... -d
