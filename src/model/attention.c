@@ -132,14 +132,17 @@ int g2_attention(gemma2_context *c, int l, int p0, int n) {
     const int nkv = cfg->num_kv_heads, nt = c->n_threads;
     int fail = 0;
     /* With at least as many kv heads as threads, each thread takes whole kv heads (one fork per
-     * layer, no barriers inside); otherwise the kv heads go one by one, each step split. Small
-     * work (a few keys, tiny heads) stays on one thread: a fork would cost more. The bound was
-     * 1e6 (489 keys for one 2B token); decode reads the keys and values from memory (f32: 4 MB
-     * a layer at 480 keys) and one thread reads them at about half the rate of two. 2B Q4_0,
-     * `gemma2 bench -p 0 -n 32 -r 1 -d 448` with a timer around this call (not committed):
-     * attention 7.7 -> 5.0 ms a token with 1e5; at depth 0, 0.53 -> 0.49. Whole decode, `... -d
-     * 448 -r 2 --probe-bw 256` alternated three times, host in its fast state: 24.1-24.3 ->
-     * 25.2-25.8 t/s; at -d 160 the same (weight traffic / probe 0.777-0.783 against 0.773-0.787). */
+     * layer, no barriers inside); otherwise the kv heads go one by one, each step split (a fork
+     * per product). Small work (a few keys, tiny heads) stays on one thread: a fork would cost
+     * more. Bounds, in multiply-adds of the layer (tokens x keys x head_dim x heads):
+     *  - whole kv heads: 1e5, 49 keys for one 2B token. It was 1e6 (489 keys), but decode reads
+     *    the keys and values from memory (f32: 4 MB a layer at 480 keys) and one thread reads
+     *    them at about half the rate of two. 2B Q4_0, `gemma2 bench -p 0 -n 32 -r 1 -d 448` with
+     *    a timer around this call (not committed): attention 7.7 -> 5.0 ms a token; at depth 0,
+     *    0.53 -> 0.49. Whole decode, `... -d 448 -r 2 --probe-bw 256` alternated three times,
+     *    host in its fast state: 24.1-24.3 -> 25.2-25.8 t/s; at -d 160 the same (weight traffic
+     *    / probe 0.777-0.783 against 0.773-0.787).
+     *  - split kv heads (fewer kv heads than threads): 1e6, not measured again. */
     const double work = (double)n * (p0 + n) * cfg->head_dim * cfg->num_heads;
     if (nkv >= nt && nt > 1 && work > 1e5) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) reduction(| : fail)
