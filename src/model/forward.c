@@ -21,10 +21,17 @@
 #include "util/error.h"
 #include "util/half.h"
 
-/* out[i] = x[i] / sqrt(mean(x^2) + eps) * scale[i]; the mean is accumulated in double. */
+/* out[i] = x[i] / sqrt(mean(x^2) + eps) * scale[i]; the mean is accumulated in double, in 8
+ * interleaved partial sums: one chain of dependent double adds waits ~4 cycles a value, the 8
+ * chains vectorise. 2B Q4_0 decode with the weights' products skipped (a timer build, not
+ * committed): 2.08-2.29 -> 1.95-2.06 ms a token outside them. */
 static void rmsnorm(float *out, const float *x, const float *scale, int d, float eps) {
-    double ss = 0;
-    for (int i = 0; i < d; i++) ss += (double)x[i] * x[i];
+    double part[8] = {0};
+    int i = 0;
+    for (; i + 8 <= d; i += 8)
+        for (int k = 0; k < 8; k++) part[k] += (double)x[i + k] * x[i + k];
+    for (; i < d; i++) part[0] += (double)x[i] * x[i];
+    const double ss = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
     float r = (float)(1.0 / sqrt(ss / d + (double)eps));
     for (int i = 0; i < d; i++) out[i] = x[i] * r * scale[i];
 }
