@@ -239,7 +239,10 @@ static int matmul_many(g2_isa isa, const g2_tensor *const *ws, float *const *ys,
     double work = 0;
     int64_t min_units = INT64_MAX;
     int pack[G2_MATMUL_MANY_MAX], unit[G2_MATMUL_MANY_MAX];
-    for (int i = 0; i < count; i++) g2_kernel_for(isa, ws[i]->type, &k[i]);
+    for (int i = 0; i < count; i++) {
+        g2_kernel_for(isa, ws[i]->type, &k[i]);
+        if (flags & G2_MATMUL_ONE_ROW) k[i].mr = 1;
+    }
     /* two int8 terms per activation: the kernels run on 2n records, into yy [2n][rows] */
     const int fine = (flags & G2_MATMUL_FINE_ACT) && (k[0].act == G2_ACT_Q8_32 || k[0].act == G2_ACT_Q8_256);
     const int nn = fine ? 2 * n : n;

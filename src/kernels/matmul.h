@@ -43,13 +43,18 @@ int g2_matmul(const g2_tensor *w, const float *x, int n, float *y, int n_threads
  * region when the matrices share the activation format (one conversion, one barrier): in
  * decode a fork and a barrier cost a noticeable part of a small product. */
 #define G2_MATMUL_MANY_MAX 4
-/* flags: 0, or G2_MATMUL_FINE_ACT: quantized weights (Q8_0/Q4_0/Q4_K/Q6_K) multiply the
+/* flags: 0 or these ORed. G2_MATMUL_FINE_ACT: quantized weights (Q8_0/Q4_0/Q4_K/Q6_K) multiply the
  * activations in two int8 terms, x ~ d q + d' q' with q' the residual x - d q quantized in turn
  * (its step 1/254 of d's or finer): about 15 bits per activation instead of 8, for 2x the
  * arithmetic and the same weight traffic. The model uses it for the query, key and value
  * projections, where int8 activations cost the most accuracy (docs/kernels.md). Other weight
  * types: no effect. */
 #define G2_MATMUL_FINE_ACT 1u
+/* G2_MATMUL_ONE_ROW: plain rows go through the kernels one at a time instead of in tiles of
+ * several rows, so that a thread reads one sequential stream. For products with few tokens
+ * that read their matrix from memory once (decode attention over the KV cache, 2 query heads
+ * a product); the tiles read 4 rows side by side, which pays when the tokens are many. */
+#define G2_MATMUL_ONE_ROW 2u
 int g2_matmul_many(const g2_tensor *const *ws, float *const *ys, int count, const float *x, int n, unsigned flags,
                    int n_threads);
 

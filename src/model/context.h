@@ -30,9 +30,10 @@ struct gemma2_context {
 
     /* KV cache in kv_type (F32, F16 or BF16). Layer l holds cap[l] positions: n_ctx for global
      * layers, min(n_ctx, sliding_window) for local ones, where position j lives in slot
-     * j % cap[l] (a ring). Values are stored transposed, so that decode's product with V^T
-     * reads contiguous rows (attention.c). */
-    uint8_t **k_cache; /* [layer] -> [cap][kv_heads * head_dim] elements */
+     * j % cap[l] (a ring). Keys are stored per kv head, so that decode reads a head's keys as
+     * one block; values transposed, so that decode's product with V^T reads contiguous rows
+     * (attention.c). */
+    uint8_t **k_cache; /* [layer] -> [kv_heads][cap][head_dim] elements */
     uint8_t **v_cache; /* [layer] -> [kv_heads * head_dim][cap] elements */
     int kv_type;
     size_t kv_esize; /* bytes per element */

@@ -77,8 +77,12 @@ static void g2_kv_put(const gemma2_context *c, uint8_t *dst, size_t ds, const fl
 static void store_kv(gemma2_context *c, int l, int p0, int n) {
     const size_t kvd = (size_t)c->m->cfg.num_kv_heads * c->m->cfg.head_dim, es = c->kv_esize;
     const int cap = c->cap[l], t0 = n > cap ? n - cap : 0;
+    const int nkv = c->m->cfg.num_kv_heads;
+    const size_t hd = kvd / (size_t)nkv;
     for (int t = t0; t < n; t++)
-        g2_kv_put(c, c->k_cache[l] + (size_t)((p0 + t) % cap) * kvd * es, 1, c->k + (size_t)t * kvd, 1, kvd);
+        for (int g = 0; g < nkv; g++)
+            g2_kv_put(c, c->k_cache[l] + ((size_t)g * (size_t)cap + (size_t)((p0 + t) % cap)) * hd * es, 1,
+                      c->k + (size_t)t * kvd + (size_t)g * hd, 1, hd);
     for (int t = t0; t < n;) {
         const int slot = (p0 + t) % cap, len = n - t < cap - slot ? n - t : cap - slot;
         for (size_t r = 0; r < kvd; r++)
