@@ -71,15 +71,15 @@ static void g2_kv_put(const gemma2_context *c, uint8_t *dst, size_t ds, const fl
         for (size_t i = 0; i < n; i++) h[i * ds] = g2_f32_to_bf16(x[i * xs]);
 }
 
-/* Stores the piece's keys and values in layer l's cache (context.h: keys as rows per slot,
- * values transposed): a ring keeps only the last cap. Values go row by row of V^T, along runs
- * of consecutive slots, so that the writes are sequential. */
+/* Stores the piece's keys and values in layer l's cache (context.h: keys per kv head, a row
+ * per slot; values transposed): a ring keeps only the last cap. Values go row by row of V^T,
+ * along runs of consecutive slots, so that the writes are sequential. */
 static void store_kv(gemma2_context *c, int l, int p0, int n) {
     const size_t kvd = (size_t)c->m->cfg.num_kv_heads * c->m->cfg.head_dim, es = c->kv_esize;
     const int cap = c->cap[l], t0 = n > cap ? n - cap : 0;
     const int nkv = c->m->cfg.num_kv_heads;
-    const size_t hd = kvd / (size_t)nkv;
-    for (int t = t0; t < n; t++)
+    const size_t hd = (size_t)c->m->cfg.head_dim;
+    for (int t = t0; t < n; t++) /* keys: per kv head, [kv_heads][cap][head_dim] */
         for (int g = 0; g < nkv; g++)
             g2_kv_put(c, c->k_cache[l] + ((size_t)g * (size_t)cap + (size_t)((p0 + t) % cap)) * hd * es, 1,
                       c->k + (size_t)t * kvd + (size_t)g * hd, 1, hd);
