@@ -115,7 +115,8 @@ static int attend_decode_kv_head(gemma2_context *c, int l, int p0, int g, g2_att
     const int used = p0 + 1 < cap ? p0 + 1 : cap;
     const size_t es = c->kv_esize;
     const float scale = 1.0f / sqrtf(cfg->query_pre_attn_scalar), acap = cfg->attn_logit_softcap;
-    const g2_tensor K = {c->k_cache[l] + (size_t)g * (size_t)cap * hd * es, c->kv_type, used, hd, hd * es, G2_LAYOUT_ROWS};
+    const g2_tensor K = {c->k_cache[l] + (size_t)g * (size_t)cap * hd * es, c->kv_type, used, hd, hd * es,
+                         G2_LAYOUT_ROWS};
     const g2_tensor VT = {c->v_cache[l] + (size_t)g * hd * (size_t)cap * es, c->kv_type, hd, used, (size_t)cap * es,
                           G2_LAYOUT_ROWS};
     /* The group's query heads are adjacent: they are the "tokens" of both products. The rows
@@ -125,7 +126,8 @@ static int attend_decode_kv_head(gemma2_context *c, int l, int p0, int g, g2_att
      * memory's rate then); at depth 448 keys 54-56 -> 37-39, values 45-47 -> 26-29. */
     const g2_tensor *kw[] = {&K}, *vw[] = {&VT};
     float *ks[] = {sc->s}, *vs[] = {c->att + (size_t)g * group * hd};
-    if (g2_matmul_many(kw, ks, 1, c->q + (size_t)g * group * hd, group, G2_MATMUL_ONE_ROW, nt)) return -1; /* S [group][used] */
+    if (g2_matmul_many(kw, ks, 1, c->q + (size_t)g * group * hd, group, G2_MATMUL_ONE_ROW, nt))
+        return -1; /* S [group][used] */
     for (int h = 0; h < group; h++) {
         float *row = sc->s + (size_t)h * used;
         const float inv = capped_exp(row, (size_t)used, scale, acap);
