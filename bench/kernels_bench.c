@@ -5,6 +5,7 @@
  *  - matvec (decode, 1 token): GB/s of weights read for a 9216 x 2304 matrix per type (the 2B
  *    FFN gate/up shape); 8 such matrices in turn so that nothing comes from cache
  *  - matmul (prefill, 512 tokens): GFLOP/s (2 * rows * cols * tokens) on the same shape
+ * KB_TYPE=q8_0 (a type name as gemma2_type_name gives it, any case): that type only.
  * Best and median of REPS runs after one warm-up (on a shared machine the best run is the one
  * least disturbed by other processes). Weights and the probe's buffer in anonymous memory with
  * madvise(MADV_HUGEPAGE), as `--load-mode read` places the weights: with transparent huge pages
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <time.h>
 
@@ -121,6 +123,8 @@ int main(int argc, char **argv) {
            "matmul512 GFLOP/s best/med");
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const int type = types[ti];
+        const char *only = getenv("KB_TYPE");
+        if (only && strcasecmp(only, gemma2_type_name(type))) continue;
         const size_t rb = g2_type_row_bytes(type, cols);
         g2_tensor w[NMAT];
         for (int m = 0; m < NMAT; m++) {

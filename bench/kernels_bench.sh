@@ -3,10 +3,12 @@
 #   bench/kernels_bench.sh [THREADS] [REPS] [ROWS COLS | bw]   (run from the repository root)
 #   GEMMA2_ISA=avx2 bench/kernels_bench.sh 2       (another instruction set)
 #   GEMMA2_BF16_DOT=0 bench/kernels_bench.sh 2     (BF16 with exact fp32 products)
+#   KB_TYPE=q8_0 bench/kernels_bench.sh 2 3         (one weight type)
+#   KB_CFLAGS=-DG2_ROW_BLOCK_BYTES=262144 bench/kernels_bench.sh 2   (a compile-time variant)
 # Compiles only src/kernels (so the rest of the tree need not build) into build/bench/.
 set -e
 OUT=build/bench; mkdir -p $OUT
-FL="-std=c17 -O2 -Wall -Wextra -Werror -Wno-unused-parameter -Iinclude -Isrc -fopenmp -D_GNU_SOURCE"
+FL="-std=c17 -O2 ${KB_CFLAGS:-} -Wall -Wextra -Werror -Wno-unused-parameter -Iinclude -Isrc -fopenmp -D_GNU_SOURCE"
 objs=""
 for f in src/kernels/*.c; do
   b=$(basename "$f" .c); isa=""
