@@ -232,6 +232,18 @@ void g2_r16_unpack_group(int type, int64_t cols, const uint8_t *src, uint8_t *ds
     group(0, type, cols, dst, row_bytes, (uint8_t *)src); /* src is only read when unpacking */
 }
 
+void g2_r16_widen_bf16_group(int64_t cols, const uint8_t *src, uint8_t *dst) {
+    for (int64_t p = 0; p < cols / 2; p++)
+        for (int r = 0; r < G2_R16; r++) { /* row r's columns 2p (low half) and 2p + 1 (high half) */
+            uint32_t w, e, o;
+            memcpy(&w, src + (size_t)p * 64 + 4 * r, 4);
+            e = w << 16;
+            o = w & 0xFFFF0000u;
+            memcpy(dst + (size_t)(2 * p) * 64 + 4 * r, &e, 4);
+            memcpy(dst + (size_t)(2 * p + 1) * 64 + 4 * r, &o, 4);
+        }
+}
+
 int g2_tensor_repack_r16(g2_tensor *t, int n_threads) {
     if (t->layout != G2_LAYOUT_ROWS || !g2_r16_supported(t->type, t->rows, t->cols)) return 1;
     const size_t gbytes = t->row_bytes * G2_R16;

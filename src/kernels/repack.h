@@ -55,6 +55,10 @@ int g2_r16_supported(int type, int64_t rows, int64_t cols);
 void g2_r16_pack_group(int type, int64_t cols, const uint8_t *src, size_t row_bytes, uint8_t *dst);
 void g2_r16_unpack_group(int type, int64_t cols, const uint8_t *src, uint8_t *dst, size_t row_bytes);
 
+/* One r16 BF16 group (cols columns) as the r16 F32 group of the same values (exact), at dst
+ * (16 * cols * 4 bytes): AVX2 prefill runs BF16 blocks through the F32 tile (matmul.c). */
+void g2_r16_widen_bf16_group(int64_t cols, const uint8_t *src, uint8_t *dst);
+
 /* Repacks a plain tensor in place (its data must be writable) and sets t->layout; splits the
  * groups across n_threads OpenMP threads. Returns 0, 1 when the tensor is not supported (left
  * as it is), -1 when a scratch buffer could not be allocated (left as it is). */
@@ -73,7 +77,8 @@ typedef void (*g2_r16_tile_fn)(const uint8_t *group, int64_t cols, const struct 
 int g2_r16_tile_avx512(int type, int act, g2_r16_tile_fn *fn);
 /* Decode: nt = 1, streaming the group with software prefetch; NULL when there is no kernel. */
 g2_r16_tile_fn g2_r16_decode_avx512(int type, int act);
-/* The same on AVX2 + FMA (r16_avx2.c): prefill up to 4 tokens a pass (BF16: 2). */
+/* The same on AVX2 + FMA (r16_avx2.c): prefill up to 4 tokens a pass (BF16: 2; matmul.c runs
+ * BF16 prefill of 16 tokens or more through the F32 tile on widened groups instead). */
 int g2_r16_tile_avx2(int type, int act, g2_r16_tile_fn *fn);
 g2_r16_tile_fn g2_r16_decode_avx2(int type, int act);
 
