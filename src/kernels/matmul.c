@@ -226,14 +226,24 @@ static int64_t share_take(g2_share *s, int from_back) {
     }
 }
 
-static int decode_shared(g2_isa isa, const g2_kernel *k, const int *pack, const int *unit,
-                         const g2_tensor *const *ws, float *const *ys, int count, const g2_act *a, const float *x,
-                         uint8_t *buf, int n_threads) {
+/* Runs `count` products on n tokens (records: nn, see matmul_many) with chunks handed out as
+ * above. A chunk is G2_DECODE_CHUNK_BYTES of weights in decode and one L2 block
+ * (G2_ROW_BLOCK_BYTES) in prefill, where every token passes over it while it is in L2: the
+ * blocks are the ones fixed shares ran, but a thread that is slowed (a vCPU that the host
+ * preempts, here) no longer holds the others at the product's barrier. 2B pp512 on a 2-vCPU
+ * Zen 3 host (`gemma2 bench -p 512 -n 0 -r 1`, fixed shares and chunks alternated, t/s): Q8_0
+ * 27.1-30.9 -> 29.7-34.0 (six each), Q4_0 44.5 / 46.5 -> 44.5 / 49.5, Q4_K_M 32.4 / 37.2 ->
+ * 42.7 / 37.4, BF16 22.5 / 22.2 -> 28.1 / 25.3, F16 26.1 / 29.9 -> 28.0 / 29.7. */
+static int run_shared(g2_isa isa, const g2_kernel *k, const int *pack, const int *unit, const g2_tensor *const *ws,
+                      float *const *ys, float *const *yy, int count, const g2_act *a, const float *x, int n, int fine,
+                      uint8_t *buf, int n_threads) {
+    const int nn = fine ? 2 * n : n;
+    const size_t chunk_bytes = nn == 1 ? G2_DECODE_CHUNK_BYTES : G2_ROW_BLOCK_BYTES;
     int64_t per_chunk[G2_MATMUL_MANY_MAX], first[G2_MATMUL_MANY_MAX + 1]; /* rows per chunk; first chunk of each */
     first[0] = 0;
     for (int i = 0; i < count; i++) {
         const size_t unit_bytes = (size_t)unit[i] * ws[i]->row_bytes;
-        int64_t u = (int64_t)(G2_DECODE_CHUNK_BYTES / (unit_bytes ? unit_bytes : 1));
+        int64_t u = (int64_t)(chunk_bytes / (unit_bytes ? unit_bytes : 1));
         per_chunk[i] = (u < 1 ? 1 : u) * unit[i];
         first[i + 1] = first[i] + (ws[i]->rows + per_chunk[i] - 1) / per_chunk[i];
     }
@@ -246,11 +256,13 @@ static int decode_shared(g2_isa isa, const g2_kernel *k, const int *pack, const 
     int failed = 0;
 #pragma omp parallel num_threads(n_threads)
     {
+        if (buf) { /* the activations, converted once (the loop's end is a barrier) */
+#pragma omp for schedule(static)
+            for (int t = 0; t < n; t++) convert_token(k[0].act, a, x, fine, buf, t);
+        }
         /* victims range over all n_threads shares: if OpenMP gave fewer threads, the shares
          * of the missing ones are all taken by stealing */
         const int me = omp_get_thread_num();
-        if (buf && me == 0) convert_token(k[0].act, a, x, 0, buf, 0);
-#pragma omp barrier
         int victim = me, i = 0;
         for (;;) {
             int64_t c = share_take(&share[victim], victim != me);
@@ -260,10 +272,11 @@ static int decode_shared(g2_isa isa, const g2_kernel *k, const int *pack, const 
             while (c < first[i]) i--;
             const int64_t r0 = (c - first[i]) * per_chunk[i];
             const int64_t r1 = r0 + per_chunk[i] < ws[i]->rows ? r0 + per_chunk[i] : ws[i]->rows;
-            if (compute_share(isa, &k[i], pack[i], ws[i], a, 1, ys[i], r0, r1)) {
+            if (compute_share(isa, &k[i], pack[i], ws[i], a, nn, yy[i], r0, r1)) {
 #pragma omp atomic write
                 failed = 1;
             }
+            if (fine) combine_fine(ys[i], yy[i], ws[i]->rows, n, r0, r1);
         }
     }
     free(share);
@@ -271,8 +284,8 @@ static int decode_shared(g2_isa isa, const g2_kernel *k, const int *pack, const 
 }
 
 /* count products of the same activations, in one parallel region: the activations converted
- * once, every thread takes its share of each matrix in turn (decode: chunks with stealing,
- * decode_shared), one barrier at the end. The matrices must have the same column count and
+ * once, the threads take chunks of the matrices with stealing (run_shared), one barrier at the
+ * end. The matrices must have the same column count and
  * activation format (the caller checks). */
 static int matmul_many(g2_isa isa, const g2_tensor *const *ws, float *const *ys, int count, const float *x, int n,
                        unsigned flags, int n_threads) {
@@ -323,32 +336,7 @@ static int matmul_many(g2_isa isa, const g2_tensor *const *ws, float *const *ys,
     if (n_threads <= 0) n_threads = omp_get_max_threads();
     if (work < (double)G2_MIN_WORK_PER_THREAD * n_threads) n_threads = (int)(work / G2_MIN_WORK_PER_THREAD) + 1;
     if (n_threads > min_units) n_threads = (int)min_units;
-    int failed = 0;
-    if (nn == 1 && n_threads > 1) {
-        /* decode: chunks handed out with work stealing (decode_shared) */
-        failed = decode_shared(isa, k, pack, unit, ws, ys, count, &a, x, buf, n_threads);
-        free(buf);
-        return failed ? -1 : 0;
-    }
-#pragma omp parallel num_threads(n_threads)
-    {
-        if (buf) {
-#pragma omp for schedule(static)
-            for (int t = 0; t < n; t++) convert_token(k[0].act, &a, x, fine, buf, t);
-        }
-        /* contiguous, even shares of row tiles: each thread streams its own part of each W */
-        const int64_t nth = omp_get_num_threads(), id = omp_get_thread_num();
-        for (int i = 0; i < count; i++) {
-            const int64_t units = (ws[i]->rows + unit[i] - 1) / unit[i];
-            int64_t r0 = units * id / nth * unit[i], r1 = units * (id + 1) / nth * unit[i];
-            if (r1 > ws[i]->rows) r1 = ws[i]->rows;
-            if (r1 > r0 && compute_share(isa, &k[i], pack[i], ws[i], &a, nn, yy[i], r0, r1)) {
-#pragma omp atomic write
-                failed = 1;
-            }
-            if (fine && r1 > r0) combine_fine(ys[i], yy[i], ws[i]->rows, n, r0, r1);
-        }
-    }
+    const int failed = run_shared(isa, k, pack, unit, ws, ys, yy, count, &a, x, n, fine, buf, n_threads);
     free(tmp);
     free(buf);
     return failed ? -1 : 0;

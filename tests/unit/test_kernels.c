@@ -528,38 +528,47 @@ static void test_fine_activations(void) {
     }
 }
 
-/* Decode (one token, several threads) hands out chunks of ~256 KiB of rows and lets a thread
- * that runs out take chunks from the end of another's share (matmul.c, decode_shared). Matrices
- * of many chunks (plain rows: row counts that end in a partial tile), both layouts, and more
- * threads than some matrices have chunks: the result must equal the one-thread product bit for bit,
- * whichever thread computed which chunk. */
-static void test_decode_chunks(void) {
+/* The products hand out chunks of rows (~256 KiB in decode, one 512 KiB L2 block in prefill) and
+ * let a thread that runs out take chunks from the end of another's share (matmul.c,
+ * run_shared). Matrices of many chunks (plain rows: row counts that end in a partial tile), both
+ * layouts, decode (1 token) and prefill (20 tokens: plain rows are packed per block), with and
+ * without the two-term activations, and more threads than some matrices have chunks: the result
+ * must equal the one-thread product bit for bit, whichever thread computed which chunk. */
+static void test_shared_chunks(void) {
     static const int types[3] = {GEMMA2_TYPE_Q4_0, GEMMA2_TYPE_Q8_0, GEMMA2_TYPE_Q4_0};
     static const int64_t plain_rows[3] = {2100, 700, 77}, r16_rows[3] = {2096, 704, 80}; /* r16: groups of 16 */
-    float *x = malloc(2304 * 4);
-    random_fill(x, 2304, 23, 1.0);
+    enum { NMAX = 20 };
+    float *x = malloc(NMAX * 2304 * 4);
+    random_fill(x, NMAX * 2304, 23, 1.0);
     for (int r16 = 0; r16 < 2; r16++) {
         const int64_t *rows = r16 ? r16_rows : plain_rows;
         test_matrix m[3];
         const g2_tensor *w[3];
-        float *y[3], *y1[3];
         for (int i = 0; i < 3; i++) {
             m[i] = make_matrix(types[i], rows[i], 2304, 40 + (uint64_t)i);
             if (r16) CHECK(g2_tensor_repack_r16(&m[i].t, 1) == 0 && m[i].t.layout == G2_LAYOUT_R16);
             w[i] = &m[i].t;
-            y[i] = malloc((size_t)rows[i] * 4), y1[i] = malloc((size_t)rows[i] * 4);
-            g2_matmul(w[i], x, 1, y1[i], 1);
         }
-        for (int threads = 2; threads <= 5; threads++)
-            for (int rep = 0; rep < 4; rep++) {
-                for (int i = 0; i < 3; i++) memset(y[i], 0xff, (size_t)rows[i] * 4);
-                CHECK(g2_matmul_many(w, y, 3, x, 1, 0, threads) == 0);
-                for (int i = 0; i < 3; i++)
-                    CHECK(memcmp(y[i], y1[i], (size_t)rows[i] * 4) == 0, "r16 %d threads %d matrix %d", r16, threads, i);
-                CHECK(g2_matmul(w[0], x, 1, y[0], threads) == 0);
-                CHECK(memcmp(y[0], y1[0], (size_t)rows[0] * 4) == 0, "r16 %d threads %d alone", r16, threads);
+        for (int n = 1; n <= NMAX; n += NMAX - 1)
+            for (unsigned flags = 0; flags <= G2_MATMUL_FINE_ACT; flags += G2_MATMUL_FINE_ACT) {
+                float *y[3], *y1[3];
+                for (int i = 0; i < 3; i++) {
+                    y[i] = malloc((size_t)(n * rows[i]) * 4), y1[i] = malloc((size_t)(n * rows[i]) * 4);
+                    CHECK(g2_matmul_many(&w[i], &y1[i], 1, x, n, flags, 1) == 0);
+                }
+                for (int threads = 2; threads <= 5; threads++)
+                    for (int rep = 0; rep < (n == 1 ? 4 : 2); rep++) {
+                        for (int i = 0; i < 3; i++) memset(y[i], 0xff, (size_t)(n * rows[i]) * 4);
+                        CHECK(g2_matmul_many(w, y, 3, x, n, flags, threads) == 0);
+                        for (int i = 0; i < 3; i++)
+                            CHECK(memcmp(y[i], y1[i], (size_t)(n * rows[i]) * 4) == 0, "r16 %d n %d flags %u threads %d matrix %d",
+                                  r16, n, flags, threads, i);
+                        CHECK(g2_matmul_many(&w[0], &y[0], 1, x, n, flags, threads) == 0);
+                        CHECK(memcmp(y[0], y1[0], (size_t)(n * rows[0]) * 4) == 0, "r16 %d n %d threads %d alone", r16, n, threads);
+                    }
+                for (int i = 0; i < 3; i++) free(y[i]), free(y1[i]);
             }
-        for (int i = 0; i < 3; i++) free(y[i]), free(y1[i]), free_matrix(&m[i]);
+        for (int i = 0; i < 3; i++) free_matrix(&m[i]);
     }
     free(x);
 }
@@ -652,7 +661,7 @@ int main(void) {
     RUN(test_r16_layout);
     RUN(test_matmul_many);
     RUN(test_fine_activations);
-    RUN(test_decode_chunks);
+    RUN(test_shared_chunks);
     RUN(test_isa_override);
     RUN(test_bf16_dot_option);
     HARNESS_END();
