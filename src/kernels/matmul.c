@@ -285,8 +285,7 @@ static int run_shared(g2_isa isa, const g2_kernel *k, const int *pack, const int
 
 /* count products of the same activations, in one parallel region: the activations converted
  * once, the threads take chunks of the matrices with stealing (run_shared), one barrier at the
- * end. The matrices must have the same column count and
- * activation format (the caller checks). */
+ * end. The matrices must have the same column count and activation format (the caller checks). */
 static int matmul_many(g2_isa isa, const g2_tensor *const *ws, float *const *ys, int count, const float *x, int n,
                        unsigned flags, int n_threads) {
     g2_kernel k[G2_MATMUL_MANY_MAX] = {{0}};
