@@ -121,9 +121,9 @@ int main(int argc, char **argv) {
                                 GEMMA2_TYPE_Q6_K, GEMMA2_TYPE_Q4_K, GEMMA2_TYPE_Q4_0};
     printf("%-5s %9s | %21s | %19s | %27s\n", "type", "MB/matrix", "matvec GB/s best/med", "matvec us best/med",
            "matmul512 GFLOP/s best/med");
+    const char *only = getenv("KB_TYPE");
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const int type = types[ti];
-        const char *only = getenv("KB_TYPE");
         if (only && strcasecmp(only, gemma2_type_name(type))) continue;
         const size_t rb = g2_type_row_bytes(type, cols);
         g2_tensor w[NMAT];

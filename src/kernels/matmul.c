@@ -228,9 +228,9 @@ static int64_t share_take(g2_share *s, int from_back) {
 
 /* Runs `count` products on n tokens (records: nn, see matmul_many) with chunks handed out as
  * above. A chunk is G2_DECODE_CHUNK_BYTES of weights in decode and one L2 block
- * (G2_ROW_BLOCK_BYTES) in prefill, where every token passes over it while it is in L2: the
- * blocks are the ones fixed shares ran, but a thread that is slowed (a vCPU that the host
- * preempts, here) no longer holds the others at the product's barrier. 2B pp512 on a 2-vCPU
+ * (G2_ROW_BLOCK_BYTES) in prefill, where every token passes over it while it is in L2: blocks
+ * of the size fixed shares ran, but a thread that is slowed (a vCPU that the host preempts,
+ * here) no longer holds the others at the product's barrier. 2B pp512 on a 2-vCPU
  * Zen 3 host (`gemma2 bench -p 512 -n 0 -r 1`, fixed shares and chunks alternated, t/s): Q8_0
  * 27.1-30.9 -> 29.7-34.0 (six each), Q4_0 44.5 / 46.5 -> 44.5 / 49.5, Q4_K_M 32.4 / 37.2 ->
  * 42.7 / 37.4, BF16 22.5 / 22.2 -> 28.1 / 25.3, F16 26.1 / 29.9 -> 28.0 / 29.7. */
