@@ -91,6 +91,11 @@ static int compute_rows_packed(g2_r16_tile_fn tile, int nt_max, const g2_tensor 
 /* Packing a block into r16 groups costs about as much as a few tokens' worth of products on it */
 #define G2_PACK_MIN_TOKENS 16
 
+/* The AVX2 kernels are the best this CPU (or GEMMA2_ISA) allows. */
+static int avx2_only(g2_isa isa) {
+    return !(isa >= G2_ISA_AVX512 && g2_isa_available(G2_ISA_AVX512)) && isa >= G2_ISA_AVX2 && g2_isa_available(G2_ISA_AVX2);
+}
+
 /* BF16 prefill on AVX2 (no BF16 dot product there): the BF16 tile widens each weight vector with
  * two integer operations and takes 2 tokens a pass (its registers); widened once per block into
  * r16 F32 groups in scratch (exact), the weights run through the F32 tile, 4 tokens a pass. 2B
@@ -98,12 +103,26 @@ static int compute_rows_packed(g2_r16_tile_fn tile, int nt_max, const g2_tensor 
  * alternated: 20.0-22.4 -> 26.1-27.4 t/s (three times); `--load-mode mmap` 16.8-20.6 -> 21.3-24.4
  * (twice). Greedy ids unchanged. */
 static int widen_bf16(g2_isa isa, int type, int n) {
-    return type == GEMMA2_TYPE_BF16 && n >= G2_PACK_MIN_TOKENS && !(isa >= G2_ISA_AVX512 && g2_isa_available(G2_ISA_AVX512)) &&
-           isa >= G2_ISA_AVX2 && g2_isa_available(G2_ISA_AVX2);
+    return type == GEMMA2_TYPE_BF16 && n >= G2_PACK_MIN_TOKENS && avx2_only(isa);
 }
 
-/* Rows [r0, r1), r0 a multiple of 16, of a BF16 tensor in either layout, through the F32 tile on
- * blocks widened into scratch (widen_bf16). y as in compute_rows. */
+/* Q8_0 with two-term activations (G2_MATMUL_FINE_ACT: the query, key and value projections) on
+ * AVX2: the two terms double the integer work, and AVX2's int8 products (vpsignb, vpmaddubsw,
+ * vpmaddwd) run at only about 1.25x the rate of its fp32 FMAs (estimated from 2B prefill on a
+ * Zen 3 host: BF16 on the F32 tile 31 t/s, Q8_0 with the two terms 35), so for 64 tokens or more each block
+ * of rows is widened once into r16 F32 groups of its exact values d * q and multiplied by the
+ * fp32 activations themselves: exact activations, which the two terms approximate, at less
+ * work. Measured: docs/kernels.md, "Q8_0 two-term prefill through the F32 tile". The int8
+ * route stays for fewer tokens (the widening is paid once per block for all tokens) and on
+ * AVX-512, whose vpdpbusd does 4 times the multiply-adds of an fp32 FMA per instruction. */
+#define G2_WIDEN_Q8_MIN_TOKENS 64 /* chosen, not tuned: n = 256 per piece in prefill */
+static int widen_q8_0(g2_isa isa, int type, int n, int fine) {
+    return type == GEMMA2_TYPE_Q8_0 && fine && n >= G2_WIDEN_Q8_MIN_TOKENS && avx2_only(isa);
+}
+
+/* Rows [r0, r1), r0 a multiple of 16, of a BF16 or Q8_0 tensor in either layout, through the F32
+ * tile on blocks widened into scratch (widen_bf16, widen_q8_0), on fp32 activations. y as in
+ * compute_rows. */
 static int compute_rows_widened(const g2_tensor *w, const g2_act *a, int n, float *y, int64_t r0, int64_t r1) {
     g2_r16_tile_fn tile;
     const int nt_max = g2_r16_tile_avx2(GEMMA2_TYPE_F32, G2_ACT_F32, &tile);
@@ -121,7 +140,8 @@ static int compute_rows_widened(const g2_tensor *w, const g2_act *a, int n, floa
         for (int64_t g = b0; g < b1; g += G2_R16) {
             const uint8_t *src = (const uint8_t *)w->data + (size_t)g * rb;
             if (!packed) g2_r16_pack_group(w->type, w->cols, src, rb, tmp);
-            g2_r16_widen_bf16_group(w->cols, packed ? src : tmp, buf + (size_t)(g - b0) * fb);
+            if (w->type == GEMMA2_TYPE_BF16) g2_r16_widen_bf16_group(w->cols, packed ? src : tmp, buf + (size_t)(g - b0) * fb);
+            else g2_r16_widen_q8_0_group_avx2(w->cols, packed ? src : tmp, buf + (size_t)(g - b0) * fb);
         }
         r16_prefill(tile, nt_max, buf, fb, w->cols, a, n, y + b0, ldy, b1 - b0);
     }
@@ -139,8 +159,8 @@ static int compute_share(g2_isa isa, const g2_kernel *k, int pack, const g2_tens
     const size_t rb = w->row_bytes, ldy = (size_t)w->rows;
     const uint8_t *base = (const uint8_t *)w->data + (size_t)r0 * rb;
     g2_r16_tile_fn tile;
-    if (widen_bf16(isa, w->type, n) && (w->layout == G2_LAYOUT_R16 || pack))
-        return compute_rows_widened(w, a, n, y, r0, r1);
+    const int widened = widen_bf16(isa, w->type, n) || (w->type == GEMMA2_TYPE_Q8_0 && k->act == G2_ACT_F32);
+    if (widened && (w->layout == G2_LAYOUT_R16 || pack)) return compute_rows_widened(w, a, n, y, r0, r1);
     if (w->layout != G2_LAYOUT_R16) {
         const int nt_max = pack ? r16_tile_for(isa, w->type, k->act, &tile) : 0;
         if (nt_max) return compute_rows_packed(tile, nt_max, w, a, n, y, r0, r1);
@@ -297,8 +317,8 @@ static int matmul_many(g2_isa isa, const g2_tensor *const *ws, float *const *ys,
         if (flags & G2_MATMUL_ONE_ROW) k[i].mr = 1;
     }
     /* two int8 terms per activation: the kernels run on 2n records, into yy [2n][rows] */
-    const int fine = (flags & G2_MATMUL_FINE_ACT) && (k[0].act == G2_ACT_Q8_32 || k[0].act == G2_ACT_Q8_256);
-    const int nn = fine ? 2 * n : n;
+    int fine = (flags & G2_MATMUL_FINE_ACT) && (k[0].act == G2_ACT_Q8_32 || k[0].act == G2_ACT_Q8_256);
+    int nn = fine ? 2 * n : n;
     for (int i = 0; i < count; i++) {
         g2_r16_tile_fn tile;
         pack[i] = ws[i]->layout == G2_LAYOUT_ROWS && nn >= G2_PACK_MIN_TOKENS &&
@@ -309,6 +329,12 @@ static int matmul_many(g2_isa isa, const g2_tensor *const *ws, float *const *ys,
         work += (double)ws[i]->rows * (double)ws[i]->cols * n;
     }
     if (fine) work *= 2;
+    int widen = fine;
+    for (int i = 0; i < count; i++) widen &= widen_q8_0(isa, ws[i]->type, n, fine) && (pack[i] || ws[i]->layout == G2_LAYOUT_R16);
+    if (widen) { /* fp32 activations on widened Q8_0 blocks instead of two terms (widen_q8_0) */
+        for (int i = 0; i < count; i++) k[i].act = G2_ACT_F32;
+        fine = 0, nn = n;
+    }
     g2_act a;
     g2_act_layout(k[0].act, ws[0]->cols, &a);
     uint8_t *buf = NULL;

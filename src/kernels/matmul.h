@@ -47,8 +47,9 @@ int g2_matmul(const g2_tensor *w, const float *x, int n, float *y, int n_threads
  * activations in two int8 terms, x ~ d q + d' q' with q' the residual x - d q quantized in turn
  * (its step 1/254 of d's or finer): about 15 bits per activation instead of 8, for 2x the
  * arithmetic and the same weight traffic. The model uses it for the query, key and value
- * projections, where int8 activations cost the most accuracy (docs/kernels.md). Other weight
- * types: no effect. */
+ * projections, where int8 activations cost the most accuracy (docs/kernels.md). Q8_0 on AVX2
+ * with 64 tokens or more takes the fp32 activations themselves instead, on weights widened to
+ * fp32 (cheaper there than two int8 terms). Other weight types: no effect. */
 #define G2_MATMUL_FINE_ACT 1u
 /* G2_MATMUL_ONE_ROW: plain rows go through the kernels one at a time instead of in tiles of
  * several rows, so that a thread reads one sequential stream. For products with few tokens

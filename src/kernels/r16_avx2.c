@@ -311,6 +311,32 @@ G2_INLINE void tile_q6_k_n(const int NT, const int PF, const uint8_t *g, int64_t
     }
 }
 
+/* ---- Q8_0 widened to F32 (matmul.c: two-term prefill of 64 tokens or more) ------------------ */
+
+/* One r16 Q8_0 group as the r16 F32 group of its values d * q, exact (an fp16 d has 11
+ * significant bits, q 8: the product fits fp32's 24). Column c of the F32 group is 16 floats,
+ * rows 0-15; the Q8_0 block's vector v holds columns 4v..4v+3, row r's four bytes (q + 128) at
+ * 4r. Byte k of each 32-bit lane, made signed again (xor 0x80), comes out as an int32 by a left
+ * shift to the top and an arithmetic right shift. */
+void g2_r16_widen_q8_0_group_avx2(int64_t cols, const uint8_t *src, uint8_t *dst) {
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    float *out = (float *)(void *)dst;
+    for (int64_t b = 0; b < cols / 32; b++) {
+        const uint8_t *blk = src + (size_t)b * 544;
+        for (int h = 0; h < 2; h++) {
+            const __m256 d = d8(blk + 16 * h);
+            for (int v = 0; v < 8; v++) {
+                const __m256i q = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 32 + 64 * v + 32 * h)), flip);
+                float *col = out + (size_t)(32 * b + 4 * v) * G2_R16 + 8 * h;
+                _mm256_storeu_ps(col, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(q, 24), 24))));
+                _mm256_storeu_ps(col + 16, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(q, 16), 24))));
+                _mm256_storeu_ps(col + 32, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(q, 8), 24))));
+                _mm256_storeu_ps(col + 48, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_srai_epi32(q, 24))));
+            }
+        }
+    }
+}
+
 /* ---- entry points ---------------------------------------------------------------------------- */
 
 #define R16_SWITCH2(F)                                                                                 \

@@ -58,6 +58,10 @@ void g2_r16_unpack_group(int type, int64_t cols, const uint8_t *src, uint8_t *ds
 /* One r16 BF16 group (cols columns) as the r16 F32 group of the same values (exact), at dst
  * (16 * cols * 4 bytes): AVX2 prefill runs BF16 blocks through the F32 tile (matmul.c). */
 void g2_r16_widen_bf16_group(int64_t cols, const uint8_t *src, uint8_t *dst);
+/* The same for an r16 Q8_0 group: its values d * q, exact (AVX2 + FMA CPUs only; r16_avx2.c).
+ * AVX2 prefill of 64 tokens or more runs Q8_0 products that ask for two-term activations
+ * (G2_MATMUL_FINE_ACT) through the F32 tile on such groups instead (matmul.c). */
+void g2_r16_widen_q8_0_group_avx2(int64_t cols, const uint8_t *src, uint8_t *dst);
 
 /* Repacks a plain tensor in place (its data must be writable) and sets t->layout; splits the
  * groups across n_threads OpenMP threads. Returns 0, 1 when the tensor is not supported (left

@@ -97,7 +97,9 @@ static void store_kv(gemma2_context *c, int l, int p0, int n) {
  * mostly there: on the 2B shape's Q8_0 file (WikiText-2, 1024 tokens), exact activations for
  * those three matrices alone took KL(BF16 || Q8_0) from 4.23e-6 to 3.32e-6 nats (each other
  * group alone: 0.01-0.32e-6; exact everywhere: 2.62e-6); the two terms give 3.31e-6, for 8-9%
- * of prefill time and 0.5% of decode. With 4-bit weights the gain is 0.2% of the KL, for 3%
+ * of prefill time and 0.5% of decode. On AVX2, prefill of 64 tokens or more gets the exact
+ * activations instead, through the F32 tile on widened weights, which costs less than the two
+ * terms there (matmul.c, widen_q8_0). With 4-bit weights the gain is 0.2% of the KL, for 3%
  * of decode: not taken. */
 static unsigned qkv_flags(const g2_layer *L) {
     return L->wq.type == GEMMA2_TYPE_Q8_0 && L->wk.type == GEMMA2_TYPE_Q8_0 && L->wv.type == GEMMA2_TYPE_Q8_0
