@@ -116,8 +116,8 @@ static int widen_bf16(g2_isa isa, int type, int n) {
  * route stays for fewer tokens (the widening is paid once per block for all tokens) and on
  * AVX-512, whose vpdpbusd does 4 times the multiply-adds of an fp32 FMA per instruction. */
 #define G2_WIDEN_Q8_MIN_TOKENS 64 /* chosen, not tuned: n = 256 per piece in prefill */
-static int widen_q8_0(g2_isa isa, int type, int n, int fine) {
-    return type == GEMMA2_TYPE_Q8_0 && fine && n >= G2_WIDEN_Q8_MIN_TOKENS && avx2_only(isa);
+static int widen_q8_0(g2_isa isa, int type, int n) {
+    return type == GEMMA2_TYPE_Q8_0 && n >= G2_WIDEN_Q8_MIN_TOKENS && avx2_only(isa);
 }
 
 /* Rows [r0, r1), r0 a multiple of 16, of a BF16 or Q8_0 tensor in either layout, through the F32
@@ -328,13 +328,13 @@ static int matmul_many(g2_isa isa, const g2_tensor *const *ws, float *const *ys,
         min_units = u < min_units ? u : min_units;
         work += (double)ws[i]->rows * (double)ws[i]->cols * n;
     }
-    if (fine) work *= 2;
     int widen = fine;
-    for (int i = 0; i < count; i++) widen &= widen_q8_0(isa, ws[i]->type, n, fine) && (pack[i] || ws[i]->layout == G2_LAYOUT_R16);
+    for (int i = 0; i < count; i++) widen &= widen_q8_0(isa, ws[i]->type, n) && (pack[i] || ws[i]->layout == G2_LAYOUT_R16);
     if (widen) { /* fp32 activations on widened Q8_0 blocks instead of two terms (widen_q8_0) */
         for (int i = 0; i < count; i++) k[i].act = G2_ACT_F32;
         fine = 0, nn = n;
     }
+    if (fine) work *= 2;
     g2_act a;
     g2_act_layout(k[0].act, ws[0]->cols, &a);
     uint8_t *buf = NULL;
