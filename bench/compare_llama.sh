@@ -102,7 +102,7 @@ for line in open(log):
         continue
     key = (typ, m.group(1))
     rows.setdefault(key, {}).setdefault(who, []).extend(float(x) for x in m.group(2).split(","))
-    mb = re.search(r"model_bytes=(\d+)", rest)
+    mb = re.search(r"read_bytes=(\d+)", rest) or re.search(r"model_bytes=(\d+)", rest)  # read_bytes: what decode reads
     if mb and who == "ours":
         rows[key]["bytes"] = int(mb.group(1))
     mr = re.search(r"peak_rss=(\d+)", rest)

@@ -160,12 +160,13 @@ static int run_test(const gemma2_model *m, const char *path, int n_ctx, int kv_t
            "model_bytes=%zu n_params=%lld peak_rss=%ld",
            name, med, tps[0], tps[reps - 1], reps, samples, med_ms, threads, kv_type == GEMMA2_TYPE_F32 ? "f32" : kv_type == GEMMA2_TYPE_F16 ? "f16" : "bf16", depth, st.file_bytes, st.weight_bytes,
            (long long)st.n_params, peak_rss_bytes());
-    /* decode reads every weight once per token: the achieved weight traffic */
-    if (!pp) printf(" weight_GB/s=%.2f", med * (double)st.weight_bytes / 1e9);
+    /* decode reads every weight once per token: the achieved weight traffic (read_bytes: the
+     * bytes in memory, less than model_bytes where BF16 is packed in 12 bits a weight) */
+    if (!pp) printf(" read_bytes=%zu weight_GB/s=%.2f", st.read_bytes, med * (double)st.read_bytes / 1e9);
     if (probe) { /* each step's weight traffic against the probe taken just before it */
         double *ratio = malloc(steps * sizeof *ratio);
         if (ratio) {
-            for (size_t i = 0; i < steps; i++) ratio[i] = bw[i] > 0 ? (double)st.weight_bytes / step_s[i] / 1e9 / bw[i] : 0;
+            for (size_t i = 0; i < steps; i++) ratio[i] = bw[i] > 0 ? (double)st.read_bytes / step_s[i] / 1e9 / bw[i] : 0;
             const double r = median_of(ratio, steps), b = median_of(bw, steps);
             printf(" probe_GB/s=%.2f probe_min=%.2f probe_max=%.2f weight_per_probe=%.3f ratio_min=%.3f ratio_max=%.3f",
                    b, bw[0], bw[steps - 1], r, ratio[0], ratio[steps - 1]);

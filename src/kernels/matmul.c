@@ -120,15 +120,15 @@ static int widen_q8_0(g2_isa isa, int type, int n) {
     return type == GEMMA2_TYPE_Q8_0 && n >= G2_WIDEN_Q8_MIN_TOKENS && avx2_only(isa);
 }
 
-/* Rows [r0, r1), r0 a multiple of 16, of a BF16 or Q8_0 tensor in either layout, through the F32
- * tile on blocks widened into scratch (widen_bf16, widen_q8_0), on fp32 activations. y as in
- * compute_rows. */
+/* Rows [r0, r1), r0 a multiple of 16, of a BF16 (any layout) or Q8_0 (plain or r16) tensor,
+ * through the F32 tile on blocks widened into scratch (widen_bf16, widen_q8_0), on fp32
+ * activations. y as in compute_rows. */
 static int compute_rows_widened(const g2_tensor *w, const g2_act *a, int n, float *y, int64_t r0, int64_t r1) {
     g2_r16_tile_fn tile;
     const int nt_max = g2_r16_tile_avx2(GEMMA2_TYPE_F32, G2_ACT_F32, &tile);
     const size_t rb = w->row_bytes, fb = (size_t)w->cols * 4, ldy = (size_t)w->rows;
     const int64_t block = r16_block_rows(fb);
-    const int packed = w->layout == G2_LAYOUT_R16;
+    const int packed = w->layout != G2_LAYOUT_ROWS;
     uint8_t *buf = aligned_alloc(64, fb * (size_t)block), *tmp = packed ? NULL : malloc(rb * G2_R16);
     if (!buf || (!packed && !tmp)) {
         free(buf);
@@ -138,10 +138,15 @@ static int compute_rows_widened(const g2_tensor *w, const g2_act *a, int n, floa
     for (int64_t b0 = r0; b0 < r1; b0 += block) {
         const int64_t b1 = b0 + block < r1 ? b0 + block : r1;
         for (int64_t g = b0; g < b1; g += G2_R16) {
+            uint8_t *dst = buf + (size_t)(g - b0) * fb;
+            if (w->layout == G2_LAYOUT_R16E) {
+                g2_r16e_widen_group_avx2(w->cols, (const uint8_t *)w->data + (size_t)(g / G2_R16) * G2_R16E_GROUP_BYTES(w->cols), dst);
+                continue;
+            }
             const uint8_t *src = (const uint8_t *)w->data + (size_t)g * rb;
             if (!packed) g2_r16_pack_group(w->type, w->cols, src, rb, tmp);
-            if (w->type == GEMMA2_TYPE_BF16) g2_r16_widen_bf16_group(w->cols, packed ? src : tmp, buf + (size_t)(g - b0) * fb);
-            else g2_r16_widen_q8_0_group_avx2(w->cols, packed ? src : tmp, buf + (size_t)(g - b0) * fb);
+            if (w->type == GEMMA2_TYPE_BF16) g2_r16_widen_bf16_group(w->cols, packed ? src : tmp, dst);
+            else g2_r16_widen_q8_0_group_avx2(w->cols, packed ? src : tmp, dst);
         }
         r16_prefill(tile, nt_max, buf, fb, w->cols, a, n, y + b0, ldy, b1 - b0);
     }
@@ -150,15 +155,43 @@ static int compute_rows_widened(const g2_tensor *w, const g2_act *a, int n, floa
     return 0;
 }
 
-/* Rows [r0, r1) of w, either layout. r16 tensors run the r16 kernels (decode and prefill) when
- * the ISA has them; otherwise groups are unpacked, a block at a time, into plain rows for the
- * kernels above. Plain tensors run the row kernels, or in prefill (`pack`) the r16 kernels on
- * groups packed per call (compute_rows_packed). */
+/* Rows [r0, r1), r0 a multiple of 16, of an r16e tensor (BF16, repack.h): decode on the groups
+ * themselves, prefill through the F32 tile on groups widened into scratch; without AVX2 the
+ * groups are unpacked, a block at a time, into plain rows for the row kernels. y as in
+ * compute_rows. */
+static int compute_rows_r16e(g2_isa isa, const g2_kernel *k, const g2_tensor *w, const g2_act *a, int n, float *y,
+                             int64_t r0, int64_t r1) {
+    const size_t rb = w->row_bytes, cb = G2_R16E_GROUP_BYTES(w->cols), ldy = (size_t)w->rows;
+    const uint8_t *data = (const uint8_t *)w->data;
+    if (isa >= G2_ISA_AVX2 && g2_isa_available(G2_ISA_AVX2) && k->act == G2_ACT_F32) {
+        if (n > 1) return compute_rows_widened(w, a, n, y, r0, r1);
+        const float *x = g2_act_f32(a, 0);
+        for (int64_t r = r0; r < r1; r += G2_R16) g2_r16e_decode_avx2(data + (size_t)(r / G2_R16) * cb, w->cols, x, y + r);
+        return 0;
+    }
+    const int64_t block = r16_block_rows(rb);
+    uint8_t *plain = malloc(rb * (size_t)block);
+    if (!plain) return -1;
+    for (int64_t b0 = r0; b0 < r1; b0 += block) {
+        const int64_t b1 = b0 + block < r1 ? b0 + block : r1;
+        for (int64_t g = b0; g < b1; g += G2_R16)
+            g2_r16e_unpack_group(w->cols, data + (size_t)(g / G2_R16) * cb, plain + (size_t)(g - b0) * rb, rb);
+        compute_rows(k, plain, rb, a, n, y + b0, ldy, b1 - b0);
+    }
+    free(plain);
+    return 0;
+}
+
+/* Rows [r0, r1) of w, any layout. r16e tensors run compute_rows_r16e. r16 tensors run the r16
+ * kernels (decode and prefill) when the ISA has them; otherwise groups are unpacked, a block at
+ * a time, into plain rows for the kernels above. Plain tensors run the row kernels, or in
+ * prefill (`pack`) the r16 kernels on groups packed per call (compute_rows_packed). */
 static int compute_share(g2_isa isa, const g2_kernel *k, int pack, const g2_tensor *w, const g2_act *a, int n,
                          float *y, int64_t r0, int64_t r1) {
     const size_t rb = w->row_bytes, ldy = (size_t)w->rows;
     const uint8_t *base = (const uint8_t *)w->data + (size_t)r0 * rb;
     g2_r16_tile_fn tile;
+    if (w->layout == G2_LAYOUT_R16E) return compute_rows_r16e(isa, k, w, a, n, y, r0, r1);
     const int widened = widen_bf16(isa, w->type, n) || (w->type == GEMMA2_TYPE_Q8_0 && k->act == G2_ACT_F32);
     if (widened && (w->layout == G2_LAYOUT_R16 || pack)) return compute_rows_widened(w, a, n, y, r0, r1);
     if (w->layout != G2_LAYOUT_R16) {
@@ -323,7 +356,7 @@ static int matmul_many(g2_isa isa, const g2_tensor *const *ws, float *const *ys,
         g2_r16_tile_fn tile;
         pack[i] = ws[i]->layout == G2_LAYOUT_ROWS && nn >= G2_PACK_MIN_TOKENS &&
                   g2_r16_supported(ws[i]->type, ws[i]->rows, ws[i]->cols) && r16_tile_for(isa, ws[i]->type, k[i].act, &tile);
-        unit[i] = pack[i] || ws[i]->layout == G2_LAYOUT_R16 ? 16 : k[i].mr;
+        unit[i] = pack[i] || ws[i]->layout != G2_LAYOUT_ROWS ? 16 : k[i].mr;
         const int64_t u = (ws[i]->rows + unit[i] - 1) / unit[i]; /* row tiles: the unit of work split */
         min_units = u < min_units ? u : min_units;
         work += (double)ws[i]->rows * (double)ws[i]->cols * n;
@@ -370,6 +403,8 @@ static int matmul_many(g2_isa isa, const g2_tensor *const *ws, float *const *ys,
 int g2_matmul_many_isa(g2_isa isa, const g2_tensor *const *ws, float *const *ys, int count, const float *x, int n,
                        unsigned flags, int n_threads) {
     if (n <= 0 || count <= 0) return 0;
+    for (int i = 0; i < count; i++) /* r16e has AVX2 kernels only (and their fp32 activations) */
+        if (ws[i]->layout == G2_LAYOUT_R16E && isa > G2_ISA_AVX2) isa = G2_ISA_AVX2;
     int same = count <= G2_MATMUL_MANY_MAX;
     g2_kernel k0, ki;
     for (int i = 0; i < count; i++) {
@@ -406,14 +441,18 @@ int g2_matmul(const g2_tensor *w, const float *x, int n, float *y, int n_threads
 void g2_tensor_row_f32(const g2_tensor *w, int64_t r, float *out) {
     const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
     uint8_t *plain = NULL;
-    if (w->layout == G2_LAYOUT_R16) { /* unpack the row's group (rarely used: embeddings are not repacked) */
+    if (w->layout != G2_LAYOUT_ROWS) { /* unpack the row's group (the token embedding: once a token) */
         plain = malloc(w->row_bytes * G2_R16);
         if (!plain) {
             memset(out, 0, (size_t)w->cols * sizeof(float));
             return;
         }
-        g2_r16_unpack_group(w->type, w->cols, (const uint8_t *)w->data + (size_t)(r / G2_R16 * G2_R16) * w->row_bytes,
-                            plain, w->row_bytes);
+        if (w->layout == G2_LAYOUT_R16E)
+            g2_r16e_unpack_group(w->cols, (const uint8_t *)w->data + (size_t)(r / G2_R16) * G2_R16E_GROUP_BYTES(w->cols), plain,
+                                 w->row_bytes);
+        else
+            g2_r16_unpack_group(w->type, w->cols, (const uint8_t *)w->data + (size_t)(r / G2_R16 * G2_R16) * w->row_bytes,
+                                plain, w->row_bytes);
         row = plain + (size_t)(r % G2_R16) * w->row_bytes;
     }
     g2_dequantize_row(w->type, row, out, w->cols);

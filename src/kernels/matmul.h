@@ -13,15 +13,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* How the rows are stored: one after another (as in the file), or in interleaved groups of 16
- * (kernels/repack.h: set by g2_tensor_repack_r16 at load time, for faster decode). */
-typedef enum { G2_LAYOUT_ROWS = 0, G2_LAYOUT_R16 = 1 } g2_layout;
+/* How the rows are stored: one after another (as in the file), in interleaved groups of 16, or
+ * (BF16 on AVX2) in such groups with 4-bit exponent codes, 12 bits a weight (kernels/repack.h:
+ * set by g2_tensor_repack_r16 at load time, for faster decode). */
+typedef enum { G2_LAYOUT_ROWS = 0, G2_LAYOUT_R16 = 1, G2_LAYOUT_R16E = 2 } g2_layout;
 
 typedef struct {
     const void *data;
     int type; /* gemma2_weight_type */
     int64_t rows, cols;
-    size_t row_bytes; /* bytes of one row (in either layout: a group of 16 is 16 * row_bytes) */
+    size_t row_bytes; /* bytes of one plain row (a group of 16 is 16 * row_bytes, in r16e
+                         G2_R16E_GROUP_BYTES(cols)) */
     g2_layout layout; /* G2_LAYOUT_ROWS unless repacked */
 } g2_tensor;
 
@@ -74,7 +76,7 @@ int g2_matmul_isa(g2_isa isa, const g2_tensor *w, const float *x, int n, float *
 int g2_matmul_many_isa(g2_isa isa, const g2_tensor *const *ws, float *const *ys, int count, const float *x, int n,
                        unsigned flags, int n_threads);
 
-/* Row r of W converted to fp32 (an embedding lookup); either layout. */
+/* Row r of W converted to fp32 (an embedding lookup); any layout. */
 void g2_tensor_row_f32(const g2_tensor *w, int64_t r, float *out);
 
 /* The dot product of one stored row with fp32 x (n elements, a multiple of the block). */

@@ -337,6 +337,84 @@ void g2_r16_widen_q8_0_group_avx2(int64_t cols, const uint8_t *src, uint8_t *dst
     }
 }
 
+/* ---- r16e: BF16 in 12 bits a weight (layout: bf16_codes.c) ---------------------------------- */
+
+typedef struct {
+    __m256i hi, lo;     /* the exponent bytes of each code, in both 128-bit lanes */
+    const uint8_t *esc; /* the next escaped exponent */
+} r16e_state;
+
+G2_INLINE r16e_state r16e_begin(const uint8_t *g, int64_t cols) {
+    r16e_state st;
+    st.hi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)g));
+    st.lo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(g + 16)));
+    st.esc = g + G2_R16E_GROUP_BYTES(cols) - G2_R16E_ESC;
+    return st;
+}
+
+/* Column pair p's 32 weights at s (48 bytes) as fp32: f[0] column 2p rows 0-7, f[1] column 2p + 1
+ * rows 0-7, f[2] and f[3] the same for rows 8-15. Each fp32 is built from its bytes 2 and 3:
+ * byte 3 = sign | e >> 1, byte 2 = (e & 1) << 7 | mantissa, the exponent bytes looked up by code
+ * (vpshufb); code 15 is an escape, rare, whose exponent comes from the group's list. */
+G2_INLINE void r16e_pair(r16e_state *st, const uint8_t *s, __m256 f[4]) {
+    const __m256i sm = _mm256_loadu_si256((const __m256i *)(const void *)s);
+    const __m256i cx = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(s + 32)));
+    /* low nibbles in the low lane, high nibbles in the high lane */
+    const __m256i c = _mm256_and_si256(_mm256_srlv_epi32(cx, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), _mm256_set1_epi8(0x0F));
+    __m256i b3 = _mm256_or_si256(_mm256_and_si256(sm, _mm256_set1_epi8((char)0x80)), _mm256_shuffle_epi8(st->hi, c));
+    __m256i b2 = _mm256_or_si256(_mm256_and_si256(sm, _mm256_set1_epi8(0x7F)), _mm256_shuffle_epi8(st->lo, c));
+    unsigned m = (unsigned)_mm256_movemask_epi8(_mm256_cmpeq_epi8(c, _mm256_set1_epi8(15)));
+    if (__builtin_expect(m != 0, 0)) {
+        uint8_t B2[32], B3[32];
+        _mm256_storeu_si256((__m256i *)(void *)B2, b2);
+        _mm256_storeu_si256((__m256i *)(void *)B3, b3);
+        for (; m; m &= m - 1) {
+            const int k = __builtin_ctz(m);
+            const uint8_t e = *st->esc++;
+            B3[k] |= (uint8_t)(e >> 1);
+            B2[k] |= (uint8_t)((e & 1) << 7);
+        }
+        b2 = _mm256_loadu_si256((const __m256i *)(const void *)B2);
+        b3 = _mm256_loadu_si256((const __m256i *)(const void *)B3);
+    }
+    const __m256i zero = _mm256_setzero_si256(), wl = _mm256_unpacklo_epi8(b2, b3), wh = _mm256_unpackhi_epi8(b2, b3);
+    f[0] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, wl));
+    f[1] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, wl));
+    f[2] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, wh));
+    f[3] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, wh));
+}
+
+/* The r16 BF16 decode kernel (tile_bf16_n, NT = 1) on an r16e group: the same products into the
+ * same accumulators in the same order, so the same bits, from 0.75 of the bytes. */
+void g2_r16e_decode_avx2(const uint8_t *g, int64_t cols, const float *x, float *y) {
+    r16e_state st = r16e_begin(g, cols);
+    __m256 acc[2][2] = {{_mm256_setzero_ps(), _mm256_setzero_ps()}, {_mm256_setzero_ps(), _mm256_setzero_ps()}};
+    const uint8_t *s = g + 32;
+    for (int64_t p = 0; p < cols / 2; p++, s += 48) {
+        R16_PREFETCH(1, s + R16_PF, 48);
+        __m256 f[4];
+        r16e_pair(&st, s, f);
+        const __m256 xe = _mm256_set1_ps(x[2 * p]), xo = _mm256_set1_ps(x[2 * p + 1]);
+        acc[0][0] = _mm256_fmadd_ps(f[0], xe, acc[0][0]);
+        acc[0][1] = _mm256_fmadd_ps(f[1], xo, acc[0][1]);
+        acc[1][0] = _mm256_fmadd_ps(f[2], xe, acc[1][0]);
+        acc[1][1] = _mm256_fmadd_ps(f[3], xo, acc[1][1]);
+    }
+    store_halves(y, _mm256_add_ps(acc[0][0], acc[0][1]), _mm256_add_ps(acc[1][0], acc[1][1]));
+}
+
+void g2_r16e_widen_group_avx2(int64_t cols, const uint8_t *src, uint8_t *dst) {
+    r16e_state st = r16e_begin(src, cols);
+    const uint8_t *s = src + 32;
+    float *out = (float *)(void *)dst; /* column c's 16 rows at out + 16 c */
+    for (int64_t p = 0; p < cols / 2; p++, s += 48) {
+        __m256 f[4];
+        r16e_pair(&st, s, f);
+        store_halves(out + (size_t)(2 * p) * G2_R16, f[0], f[2]);
+        store_halves(out + (size_t)(2 * p + 1) * G2_R16, f[1], f[3]);
+    }
+}
+
 /* ---- entry points ---------------------------------------------------------------------------- */
 
 #define R16_SWITCH2(F)                                                                                 \

@@ -244,6 +244,61 @@ void g2_r16_widen_bf16_group(int64_t cols, const uint8_t *src, uint8_t *dst) {
         }
 }
 
+int g2_r16e_wanted(void) {
+    const char *e = getenv("GEMMA2_BF16_CODES");
+    return g2_isa_active() == G2_ISA_AVX2 && !(e && !strcmp(e, "0"));
+}
+
+/* A BF16 tensor into r16e, if every group fits: each group is packed at the start of its own 16
+ * rows (in parallel); if one does not fit, the packed ones are unpacked again (lossless) and the
+ * tensor stays as it was. Then the groups move down to G2_R16E_GROUP_BYTES apart, in order (each
+ * lands on bytes already consumed). Returns 0, 1 when a group does not fit, -1 when out of
+ * memory (the tensor left as it is in both). */
+static int repack_r16e(g2_tensor *t, int n_threads, uint8_t *scratch) {
+    const size_t gbytes = t->row_bytes * G2_R16, cbytes = G2_R16E_GROUP_BYTES(t->cols);
+    const int64_t groups = t->rows / G2_R16;
+    uint8_t *data = (uint8_t *)t->data, *done = calloc((size_t)groups, 1), *codes = malloc(gbytes / 2 * (size_t)n_threads);
+    int all = 1;
+    if (!done || !codes) {
+        free(done);
+        free(codes);
+        return -1;
+    }
+#pragma omp parallel num_threads(n_threads)
+    {
+        const int me = omp_get_thread_num();
+        uint8_t *tmp = scratch + gbytes * (size_t)me, *cd = codes + gbytes / 2 * (size_t)me;
+#pragma omp for schedule(static)
+        for (int64_t gi = 0; gi < groups; gi++) {
+            uint8_t *g = data + (size_t)gi * gbytes;
+            memcpy(tmp, g, gbytes);
+            done[gi] = g2_r16e_pack_group(t->cols, tmp, t->row_bytes, g, cd) == 0;
+            if (!done[gi]) {
+#pragma omp atomic write
+                all = 0;
+            }
+        } /* the loop's end is a barrier: every thread sees the same `all` below */
+        int fits;
+#pragma omp atomic read
+        fits = all;
+        if (!fits) { /* a group did not fit (rare: more than G2_R16E_ESC rare exponents) */
+#pragma omp for schedule(static)
+            for (int64_t gi = 0; gi < groups; gi++)
+                if (done[gi]) {
+                    uint8_t *g = data + (size_t)gi * gbytes;
+                    memcpy(tmp, g, cbytes);
+                    g2_r16e_unpack_group(t->cols, tmp, g, t->row_bytes);
+                }
+        }
+    }
+    free(done);
+    free(codes);
+    if (!all) return 1;
+    for (int64_t gi = 1; gi < groups; gi++) memmove(data + (size_t)gi * cbytes, data + (size_t)gi * gbytes, cbytes);
+    t->layout = G2_LAYOUT_R16E;
+    return 0;
+}
+
 int g2_tensor_repack_r16(g2_tensor *t, int n_threads) {
     if (t->layout != G2_LAYOUT_ROWS || !g2_r16_supported(t->type, t->rows, t->cols)) return 1;
     const size_t gbytes = t->row_bytes * G2_R16;
@@ -253,6 +308,10 @@ int g2_tensor_repack_r16(g2_tensor *t, int n_threads) {
     /* scratch for every thread first: all or nothing, never a tensor left half repacked */
     uint8_t *scratch = malloc(gbytes * (size_t)n_threads);
     if (!scratch) return -1;
+    if (t->type == GEMMA2_TYPE_BF16 && g2_r16e_wanted() && repack_r16e(t, n_threads, scratch) == 0) {
+        free(scratch);
+        return 0;
+    }
     uint8_t *data = (uint8_t *)t->data;
 #pragma omp parallel num_threads(n_threads)
     {

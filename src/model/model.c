@@ -49,25 +49,33 @@ static g2_mapped_file *file_at(gemma2_model *m, int i) {
     return m->format == GEMMA2_FORMAT_GGUF ? &m->gguf.file : &m->hf.shards[i].file;
 }
 
+/* Repacks one tensor (g2_tensor_repack_r16's return); counts it, and what r16e saves. */
+static int repack_one(gemma2_model *m, g2_tensor *t) {
+    const int r = g2_tensor_repack_r16(t, m->n_threads);
+    m->stats.n_repacked += r == 0;
+    if (r == 0 && t->layout == G2_LAYOUT_R16E) { /* the quarter of the tensor that r16e left unused */
+        const size_t used = (size_t)(t->rows / G2_R16) * G2_R16E_GROUP_BYTES(t->cols), all = (size_t)t->rows * t->row_bytes;
+        g2_mapped_file_release((const uint8_t *)t->data + used, all - used);
+        m->stats.read_bytes -= all - used;
+    }
+    return r;
+}
+
 /* In read mode the weights are the process's own memory: on AVX-512 and AVX2 (the r16 kernels'
  * instruction sets, g2_r16_kernels_available) the matrices are repacked in place into the r16
  * layout (kernels/repack.h) where their type and shape allow it. That includes the token
  * embedding, the output head of every token; looking up a token's row then unpacks its group
- * of 16 (g2_tensor_row_f32), a few microseconds per token. */
+ * of 16 (g2_tensor_row_f32), a few microseconds per token. BF16 tensors packed in 12 bits a
+ * weight (r16e, where AVX2 is the best ISA) give the quarter they no longer use back. */
 static gemma2_status repack_weights(gemma2_model *m, gemma2_error *err) {
     for (int i = 0; i < n_files(m); i++)
         if (g2_mapped_file_set_writable(file_at(m, i), 1))
             return g2_fail(err, GEMMA2_ERR_NOMEM, "%s: cannot make the weights writable", file_at(m, i)->path);
-    int r = g2_tensor_repack_r16(&m->embed, m->n_threads), failed = r < 0;
-    m->stats.n_repacked += r == 0;
+    int failed = repack_one(m, &m->embed) < 0;
     for (int l = 0; l < m->cfg.num_layers && !failed; l++) {
         g2_layer *L = &m->layers[l];
         g2_tensor *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
-        for (size_t j = 0; j < sizeof mats / sizeof mats[0] && !failed; j++) {
-            r = g2_tensor_repack_r16(mats[j], m->n_threads);
-            failed = r < 0;
-            m->stats.n_repacked += r == 0;
-        }
+        for (size_t j = 0; j < sizeof mats / sizeof mats[0] && !failed; j++) failed = repack_one(m, mats[j]) < 0;
     }
     for (int i = 0; i < n_files(m); i++) g2_mapped_file_set_writable(file_at(m, i), 0);
     if (failed) return g2_fail(err, GEMMA2_ERR_NOMEM, "out of memory while repacking the weights");
@@ -92,6 +100,7 @@ gemma2_status gemma2_model_open(const char *path, const gemma2_model_options *op
     if (!s && mode == GEMMA2_LOAD_READ)
         for (int i = 0; !s && i < n_files(m); i++) s = g2_mapped_file_to_memory(file_at(m, i), err);
     if (!s) s = g2_model_bind_weights(m, err);
+    m->stats.read_bytes = m->stats.weight_bytes; /* repack_weights takes off what r16e saves */
     if (!s && mode == GEMMA2_LOAD_READ && g2_r16_kernels_available()) s = repack_weights(m, err);
     if (s) {
         gemma2_model_close(m);

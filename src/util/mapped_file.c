@@ -85,6 +85,12 @@ int g2_mapped_file_set_writable(g2_mapped_file *f, int writable) {
     return mprotect((void *)f->data, f->size, writable ? PROT_READ | PROT_WRITE : PROT_READ) ? -1 : 0;
 }
 
+void g2_mapped_file_release(const void *p, size_t n) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1), hi = ((uintptr_t)p + n) & ~(page - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED); /* a hint: nothing breaks if refused */
+}
+
 gemma2_status g2_map_file(const char *path, g2_mapped_file *out, gemma2_error *err) {
     memset(out, 0, sizeof *out);
     int fd = open(path, O_RDONLY);

@@ -27,6 +27,11 @@ gemma2_status g2_mapped_file_to_memory(g2_mapped_file *f, gemma2_error *err);
  * its pages, never to the file). Returns 0, or -1 when mprotect refuses. */
 int g2_mapped_file_set_writable(g2_mapped_file *f, int writable);
 
+/* Gives the whole pages inside [p, p + n), bytes of the mapping that are no longer used, back to
+ * the system (MADV_DONTNEED): the RSS drops by them, and they read as zeros (or as the file) if
+ * read again. */
+void g2_mapped_file_release(const void *p, size_t n);
+
 /* Reads a whole (small) file into a NUL-terminated malloc'd buffer. */
 gemma2_status g2_read_file(const char *path, char **out, size_t *size, gemma2_error *err);
 

@@ -441,6 +441,104 @@ static void test_r16_layout(void) {
     }
 }
 
+/* r16e (BF16 in 12 bits a weight, repack.h), chosen where AVX2 is the best instruction set
+ * (forced here with GEMMA2_ISA=avx2): lossless (rows and groups come back bit for bit), decode
+ * and prefill of 16 tokens or more bit-identical to r16 (the same products in the same order),
+ * other token counts against float64, the scalar path the same as on plain rows, and an
+ * AVX-512 request served by the AVX2 kernels. Group 0 holds 30 rare exponents twice each (zeros,
+ * subnormals, tiny values: escapes); in the second variant group 1 holds 100 distinct exponents,
+ * more than a group's G2_R16E_ESC escapes, so the tensor must stay r16. */
+static void test_r16e_layout(void) {
+    if (!g2_isa_available(G2_ISA_AVX2)) {
+        puts("# skip r16e: no AVX2");
+        return;
+    }
+    char saved[32] = "";
+    if (getenv("GEMMA2_ISA")) snprintf(saved, sizeof saved, "%s", getenv("GEMMA2_ISA"));
+    setenv("GEMMA2_ISA", "avx2", 1);
+    setenv("GEMMA2_BF16_CODES", "0", 1);
+    CHECK(!g2_r16e_wanted(), "GEMMA2_BF16_CODES=0 must keep r16");
+    unsetenv("GEMMA2_BF16_CODES");
+    CHECK(g2_r16e_wanted());
+    enum { ROWS = 48, COLS = 520, NMAX = 20 };
+    const size_t cb = G2_R16E_GROUP_BYTES(COLS);
+    for (int variant = 0; variant < 2; variant++) {
+        test_matrix m = make_matrix(GEMMA2_TYPE_BF16, ROWS, COLS, 11 + (uint64_t)variant);
+        uint16_t *w = (uint16_t *)(void *)m.data;
+        for (int i = 0; i < 60; i++) { /* group 0: exponents 0..29 (0: zero, subnormal), signs mixed */
+            const int e = i % 30;
+            w[(size_t)(i * 131) % (16 * COLS)] = (uint16_t)((i & 1) << 15 | e << 7 | (i * 37 & 0x7F));
+        }
+        for (int i = 0; variant == 1 && i < 100; i++) /* group 1: 100 distinct exponents */
+            w[16 * COLS + (size_t)(i * 83) % (16 * COLS)] = (uint16_t)((30 + i) << 7 | 5);
+        for (int64_t r = 0; r < ROWS; r++) g2_dequantize_row(GEMMA2_TYPE_BF16, m.data + (size_t)r * m.t.row_bytes, m.deq + r * COLS, COLS);
+        const size_t bytes = m.t.row_bytes * ROWS;
+        uint8_t *plain = malloc(bytes), *r16 = malloc(bytes), *back = malloc(bytes);
+        memcpy(plain, m.data, bytes);
+        memcpy(r16, m.data, bytes);
+        g2_tensor tp = m.t, t16 = m.t;
+        tp.data = plain, t16.data = r16;
+        setenv("GEMMA2_BF16_CODES", "0", 1);
+        CHECK(g2_tensor_repack_r16(&t16, 2) == 0 && t16.layout == G2_LAYOUT_R16);
+        unsetenv("GEMMA2_BF16_CODES");
+        CHECK(g2_tensor_repack_r16(&m.t, 2) == 0);
+        if (variant == 1) {
+            CHECK(m.t.layout == G2_LAYOUT_R16 && memcmp(m.data, r16, bytes) == 0, "a group beyond its escapes: r16, as packed");
+        } else {
+            CHECK(m.t.layout == G2_LAYOUT_R16E, "layout %d", (int)m.t.layout);
+            CHECK(g2_tensor_repack_r16(&m.t, 2) == 1, "a second repack must be refused");
+            int esc = 0; /* group 0's code-15 weights: the escape path is exercised */
+            for (int p = 0; p < COLS / 2; p++)
+                for (int k = 0; k < 16; k++) {
+                    const uint8_t x = m.data[32 + (size_t)p * 48 + 32 + k];
+                    esc += (x & 15) == 15;
+                    esc += (x >> 4) == 15;
+                }
+            CHECK(esc > 0 && esc <= G2_R16E_ESC, "%d escapes in group 0", esc);
+            for (int g = 0; g < ROWS / 16; g++)
+                g2_r16e_unpack_group(COLS, m.data + (size_t)g * cb, back + (size_t)g * 16 * m.t.row_bytes, m.t.row_bytes);
+            CHECK(memcmp(back, plain, bytes) == 0, "unpack(pack(w)) != w");
+        }
+        float row[COLS];
+        int bad_rows = 0;
+        for (int r = 0; r < ROWS; r++) {
+            g2_tensor_row_f32(&m.t, r, row);
+            bad_rows += memcmp(row, m.deq + r * COLS, sizeof row) != 0;
+        }
+        CHECK(bad_rows == 0, "variant %d: %d rows differ", variant, bad_rows);
+        float *x = malloc(NMAX * COLS * 4), *y = malloc(NMAX * ROWS * 4), *y1 = malloc(NMAX * ROWS * 4);
+        random_fill(x, NMAX * COLS, 91, 1.0);
+        static const int ns[] = {1, 3, 20};
+        for (size_t j = 0; j < sizeof ns / sizeof ns[0]; j++) {
+            const int n = ns[j];
+            CHECK(g2_matmul_isa(G2_ISA_AVX2, &m.t, x, n, y, 2) == 0);
+            if (n != 3) { /* r16's kernels in decode, the F32 tile on widened groups from 16 tokens */
+                CHECK(g2_matmul_isa(G2_ISA_AVX2, &t16, x, n, y1, 2) == 0);
+                CHECK(memcmp(y, y1, (size_t)n * ROWS * 4) == 0, "variant %d n %d: not r16's bits", variant, n);
+            }
+            int bad = 0;
+            for (int t = 0; t < n; t++)
+                for (int r = 0; r < ROWS; r++) {
+                    double exact = 0, mag = 0;
+                    for (int c = 0; c < COLS; c++) {
+                        exact += (double)m.deq[r * COLS + c] * x[t * COLS + c];
+                        mag += fabs((double)m.deq[r * COLS + c] * x[t * COLS + c]);
+                    }
+                    bad += fabs(y[t * ROWS + r] - exact) > 2e-5 * mag + 1e-30; /* fp32 sums of exact products */
+                }
+            CHECK(bad == 0, "variant %d n %d: %d outputs off", variant, n, bad);
+            CHECK(g2_matmul_isa(G2_ISA_AVX512, &m.t, x, n, y1, 2) == 0);
+            CHECK(memcmp(y, y1, (size_t)n * ROWS * 4) == 0, "variant %d n %d: an AVX-512 request", variant, n);
+            CHECK(g2_matmul_isa(G2_ISA_SCALAR, &m.t, x, n, y, 1) == 0 && g2_matmul_isa(G2_ISA_SCALAR, &tp, x, n, y1, 1) == 0);
+            CHECK(memcmp(y, y1, (size_t)n * ROWS * 4) == 0, "variant %d n %d: scalar path", variant, n);
+        }
+        free(x), free(y), free(y1), free(plain), free(r16), free(back);
+        free_matrix(&m);
+    }
+    if (saved[0]) setenv("GEMMA2_ISA", saved, 1);
+    else unsetenv("GEMMA2_ISA");
+}
+
 /* g2_matmul_many == one g2_matmul per matrix, bit for bit: the same kernels and activations,
  * one parallel region (same activation format) or one call each (mixed formats: Q4_K + Q8_0). */
 static void test_matmul_many(void) {
@@ -659,6 +757,7 @@ int main(void) {
     RUN(test_row_decode_calls);
     RUN(test_random_blocks);
     RUN(test_r16_layout);
+    RUN(test_r16e_layout);
     RUN(test_matmul_many);
     RUN(test_fine_activations);
     RUN(test_shared_chunks);
