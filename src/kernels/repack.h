@@ -83,11 +83,14 @@ void g2_r16e_unpack_group(int64_t cols, const uint8_t *src, uint8_t *dst, size_t
 void g2_r16e_decode_avx2(const uint8_t *group, int64_t cols, const float *x, float *y);
 void g2_r16e_widen_group_avx2(int64_t cols, const uint8_t *src, uint8_t *dst);
 
-/* Repacks a plain tensor in place (its data must be writable) and sets t->layout (r16, or r16e
- * for BF16 where g2_r16e_wanted); splits the groups across n_threads OpenMP threads. Returns 0,
- * 1 when the tensor is not supported (left as it is), -1 when a scratch buffer could not be
- * allocated (left as it is). */
+/* Does a BF16 tensor get r16e now? When the active ISA is AVX2 (the CPU's best, or forced by
+ * GEMMA2_ISA=avx2) and GEMMA2_BF16_CODES is not "0". */
 int g2_r16e_wanted(void);
+
+/* Repacks a plain tensor in place (its data must be writable) and sets t->layout (r16, or r16e
+ * for BF16 where g2_r16e_wanted and every group fits); splits the groups across n_threads OpenMP
+ * threads. Returns 0, 1 when the tensor is not supported (left as it is), -1 when a scratch
+ * buffer could not be allocated (left as it is). */
 int g2_tensor_repack_r16(g2_tensor *t, int n_threads);
 
 /* Kernels on r16 groups (AVX-512): y[t * ldy + r] for r < 16, t < nt, tokens t0.. of the
