@@ -155,30 +155,44 @@ static int compute_rows_widened(const g2_tensor *w, const g2_act *a, int n, floa
     return 0;
 }
 
-/* Rows [r0, r1), r0 a multiple of 16, of an r16e tensor (BF16, repack.h): decode on the groups
- * themselves, prefill through the F32 tile on groups widened into scratch; without AVX2 the
- * groups are unpacked, a block at a time, into plain rows for the row kernels. y as in
- * compute_rows. */
-static int compute_rows_r16e(g2_isa isa, const g2_kernel *k, const g2_tensor *w, const g2_act *a, int n, float *y,
-                             int64_t r0, int64_t r1) {
-    const size_t rb = w->row_bytes, cb = G2_R16E_GROUP_BYTES(w->cols), ldy = (size_t)w->rows;
+/* Group g (its first row, a multiple of 16) of an r16 or r16e tensor as 16 plain rows at dst. */
+static void unpack_group(const g2_tensor *w, int64_t g, uint8_t *dst) {
     const uint8_t *data = (const uint8_t *)w->data;
-    if (isa >= G2_ISA_AVX2 && g2_isa_available(G2_ISA_AVX2) && k->act == G2_ACT_F32) {
-        if (n > 1) return compute_rows_widened(w, a, n, y, r0, r1);
-        const float *x = g2_act_f32(a, 0);
-        for (int64_t r = r0; r < r1; r += G2_R16) g2_r16e_decode_avx2(data + (size_t)(r / G2_R16) * cb, w->cols, x, y + r);
-        return 0;
-    }
+    if (w->layout == G2_LAYOUT_R16E)
+        g2_r16e_unpack_group(w->cols, data + (size_t)(g / G2_R16) * G2_R16E_GROUP_BYTES(w->cols), dst, w->row_bytes);
+    else
+        g2_r16_unpack_group(w->type, w->cols, data + (size_t)g * w->row_bytes, dst, w->row_bytes);
+}
+
+/* Rows [r0, r1), r0 a multiple of 16, of an r16 or r16e tensor without kernels for it on this
+ * ISA: a block of groups at a time unpacked into plain rows for the row kernels. y as in
+ * compute_rows. */
+static int compute_rows_unpacked(const g2_kernel *k, const g2_tensor *w, const g2_act *a, int n, float *y, int64_t r0,
+                                 int64_t r1) {
+    const size_t rb = w->row_bytes;
     const int64_t block = r16_block_rows(rb);
     uint8_t *plain = malloc(rb * (size_t)block);
     if (!plain) return -1;
     for (int64_t b0 = r0; b0 < r1; b0 += block) {
         const int64_t b1 = b0 + block < r1 ? b0 + block : r1;
-        for (int64_t g = b0; g < b1; g += G2_R16)
-            g2_r16e_unpack_group(w->cols, data + (size_t)(g / G2_R16) * cb, plain + (size_t)(g - b0) * rb, rb);
-        compute_rows(k, plain, rb, a, n, y + b0, ldy, b1 - b0);
+        for (int64_t g = b0; g < b1; g += G2_R16) unpack_group(w, g, plain + (size_t)(g - b0) * rb);
+        compute_rows(k, plain, rb, a, n, y + b0, (size_t)w->rows, b1 - b0);
     }
     free(plain);
+    return 0;
+}
+
+/* Rows [r0, r1), r0 a multiple of 16, of an r16e tensor (BF16, repack.h): decode on the groups
+ * themselves, prefill through the F32 tile on groups widened into scratch; without AVX2,
+ * compute_rows_unpacked. y as in compute_rows. */
+static int compute_rows_r16e(g2_isa isa, const g2_kernel *k, const g2_tensor *w, const g2_act *a, int n, float *y,
+                             int64_t r0, int64_t r1) {
+    if (!(isa >= G2_ISA_AVX2 && g2_isa_available(G2_ISA_AVX2) && k->act == G2_ACT_F32))
+        return compute_rows_unpacked(k, w, a, n, y, r0, r1);
+    if (n > 1) return compute_rows_widened(w, a, n, y, r0, r1);
+    const size_t cb = G2_R16E_GROUP_BYTES(w->cols);
+    const float *x = g2_act_f32(a, 0);
+    for (int64_t r = r0; r < r1; r += G2_R16) g2_r16e_decode_avx2((const uint8_t *)w->data + (size_t)(r / G2_R16) * cb, w->cols, x, y + r);
     return 0;
 }
 
@@ -217,16 +231,7 @@ static int compute_share(g2_isa isa, const g2_kernel *k, int pack, const g2_tens
         }
         return 0;
     }
-    uint8_t *plain = malloc(rb * (size_t)block);
-    if (!plain) return -1;
-    for (int64_t b0 = r0; b0 < r1; b0 += block) {
-        const int64_t b1 = b0 + block < r1 ? b0 + block : r1;
-        for (int64_t g = b0; g < b1; g += G2_R16)
-            g2_r16_unpack_group(w->type, w->cols, (const uint8_t *)w->data + (size_t)g * rb, plain + (size_t)(g - b0) * rb, rb);
-        compute_rows(k, plain, rb, a, n, y + b0, ldy, b1 - b0);
-    }
-    free(plain);
-    return 0;
+    return compute_rows_unpacked(k, w, a, n, y, r0, r1);
 }
 
 /* Token t's record(s) in buf: with `fine`, records 2t (x) and 2t + 1 (its residual). */
@@ -447,12 +452,7 @@ void g2_tensor_row_f32(const g2_tensor *w, int64_t r, float *out) {
             memset(out, 0, (size_t)w->cols * sizeof(float));
             return;
         }
-        if (w->layout == G2_LAYOUT_R16E)
-            g2_r16e_unpack_group(w->cols, (const uint8_t *)w->data + (size_t)(r / G2_R16) * G2_R16E_GROUP_BYTES(w->cols), plain,
-                                 w->row_bytes);
-        else
-            g2_r16_unpack_group(w->type, w->cols, (const uint8_t *)w->data + (size_t)(r / G2_R16 * G2_R16) * w->row_bytes,
-                                plain, w->row_bytes);
+        unpack_group(w, r / G2_R16 * G2_R16, plain);
         row = plain + (size_t)(r % G2_R16) * w->row_bytes;
     }
     g2_dequantize_row(w->type, row, out, w->cols);
