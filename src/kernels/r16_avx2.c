@@ -415,6 +415,22 @@ void g2_r16e_widen_group_avx2(int64_t cols, const uint8_t *src, uint8_t *dst) {
     }
 }
 
+/* fp16 -> bf16 for F16 tensors that hold BF16 values (repack.c): F16C widens 16 values to fp32,
+ * whose top halves are the bf16 values (kept in order by the pack and the 64-bit permute); the
+ * bottom halves are or-ed together to tell whether every value was exact. */
+int g2_f16_to_bf16_exact_avx2(const uint8_t *src, uint8_t *dst, size_t n) {
+    const __m256i low = _mm256_set1_epi32(0xFFFF);
+    __m256i lost = _mm256_setzero_si256();
+    for (size_t i = 0; i < n; i += 16) {
+        const __m256i a = _mm256_castps_si256(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(src + 2 * i))));
+        const __m256i b = _mm256_castps_si256(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(src + 2 * i + 16))));
+        lost = _mm256_or_si256(lost, _mm256_and_si256(_mm256_or_si256(a, b), low));
+        const __m256i p = _mm256_packus_epi32(_mm256_srli_epi32(a, 16), _mm256_srli_epi32(b, 16)); /* a0-3 b0-3 a4-7 b4-7 */
+        _mm256_storeu_si256((__m256i *)(void *)(dst + 2 * i), _mm256_permute4x64_epi64(p, 0xD8));
+    }
+    return !_mm256_testz_si256(lost, lost);
+}
+
 /* ---- entry points ---------------------------------------------------------------------------- */
 
 #define R16_SWITCH2(F)                                                                                 \

@@ -8,6 +8,7 @@
 #include "gemma2.h"
 #include "kernels/tile_cases.h"
 #include "kernels/types.h"
+#include "util/half.h"
 
 int g2_r16_kernels_available(void) { return g2_isa_active() >= G2_ISA_AVX2; }
 
@@ -249,30 +250,50 @@ int g2_r16e_wanted(void) {
     return g2_isa_active() == G2_ISA_AVX2 && !(e && !strcmp(e, "0"));
 }
 
+/* n BF16 values at p, each exact in fp16, as F16 values in place. */
+static void bf16_to_f16_in_place(uint8_t *p, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint16_t b;
+        memcpy(&b, p + 2 * i, 2);
+        const uint32_t u = (uint32_t)b << 16;
+        float f;
+        memcpy(&f, &u, 4);
+        const uint16_t h = g2_f32_to_f16(f);
+        memcpy(p + 2 * i, &h, 2);
+    }
+}
+
 /* A BF16 tensor into r16e, if every group fits: each group is packed at the start of its own 16
  * rows (in parallel); if one does not fit, the packed ones are unpacked again (lossless) and the
  * tensor stays as it was. Then the groups move down to G2_R16E_GROUP_BYTES apart, in order (each
- * lands on bytes already consumed). Returns 0, 1 when a group does not fit, -1 when out of
- * memory (the tensor left as it is in both). */
+ * lands on bytes already consumed). An F16 tensor is taken too when every value of it is a BF16
+ * value (as in an F16 file converted from a BF16 checkpoint: fp16 has 3 more mantissa bits and
+ * they are all zero): it becomes a BF16 tensor of the same values, its products the same fp32
+ * weights times the same activations. Returns 0, 1 when a group does not fit or an F16 value is
+ * not a BF16 value, -1 when out of memory (the tensor left as it is in both). */
 static int repack_r16e(g2_tensor *t, int n_threads, uint8_t *scratch) {
     const size_t gbytes = t->row_bytes * G2_R16, cbytes = G2_R16E_GROUP_BYTES(t->cols);
     const int64_t groups = t->rows / G2_R16;
-    uint8_t *data = (uint8_t *)t->data, *done = calloc((size_t)groups, 1), *codes = malloc(gbytes / 2 * (size_t)n_threads);
+    const int from_f16 = t->type == GEMMA2_TYPE_F16;
+    uint8_t *data = (uint8_t *)t->data, *done = calloc((size_t)groups, 1);
     int all = 1;
-    if (!done || !codes) {
-        free(done);
-        free(codes);
-        return -1;
-    }
+    if (!done) return -1;
 #pragma omp parallel num_threads(n_threads)
     {
-        const int me = omp_get_thread_num();
-        uint8_t *tmp = scratch + gbytes * (size_t)me, *cd = codes + gbytes / 2 * (size_t)me;
+        uint8_t *tmp = scratch + gbytes * (size_t)omp_get_thread_num();
 #pragma omp for schedule(static)
         for (int64_t gi = 0; gi < groups; gi++) {
             uint8_t *g = data + (size_t)gi * gbytes;
-            memcpy(tmp, g, gbytes);
-            done[gi] = g2_r16e_pack_group(t->cols, tmp, t->row_bytes, g, cd) == 0;
+            if (from_f16 && g2_f16_to_bf16_exact_avx2(g, tmp, gbytes / 2)) { /* g as it was */
+                done[gi] = 0;
+            } else {
+                if (!from_f16) memcpy(tmp, g, gbytes);
+                done[gi] = g2_r16e_pack_group(t->cols, tmp, t->row_bytes, g) == 0;
+                if (!done[gi]) { /* g back as it was */
+                    memcpy(g, tmp, gbytes);
+                    if (from_f16) bf16_to_f16_in_place(g, gbytes / 2);
+                }
+            }
             if (!done[gi]) {
 #pragma omp atomic write
                 all = 0;
@@ -288,13 +309,14 @@ static int repack_r16e(g2_tensor *t, int n_threads, uint8_t *scratch) {
                     uint8_t *g = data + (size_t)gi * gbytes;
                     memcpy(tmp, g, cbytes);
                     g2_r16e_unpack_group(t->cols, tmp, g, t->row_bytes);
+                    if (from_f16) bf16_to_f16_in_place(g, gbytes / 2);
                 }
         }
     }
     free(done);
-    free(codes);
     if (!all) return 1;
     for (int64_t gi = 1; gi < groups; gi++) memmove(data + (size_t)gi * cbytes, data + (size_t)gi * gbytes, cbytes);
+    t->type = GEMMA2_TYPE_BF16;
     t->layout = G2_LAYOUT_R16E;
     return 0;
 }
@@ -308,7 +330,9 @@ int g2_tensor_repack_r16(g2_tensor *t, int n_threads) {
     /* scratch for every thread first: all or nothing, never a tensor left half repacked */
     uint8_t *scratch = malloc(gbytes * (size_t)n_threads);
     if (!scratch) return -1;
-    if (t->type == GEMMA2_TYPE_BF16 && g2_r16e_wanted() && repack_r16e(t, n_threads, scratch) == 0) {
+    /* r16e where it saves bytes (a group's header and escape list take 96 bytes: 12 columns and up) */
+    const int bf16_values = t->type == GEMMA2_TYPE_BF16 || (t->type == GEMMA2_TYPE_F16 && t->cols % 2 == 0);
+    if (bf16_values && G2_R16E_GROUP_BYTES(t->cols) < gbytes && g2_r16e_wanted() && repack_r16e(t, n_threads, scratch) == 0) {
         free(scratch);
         return 0;
     }

@@ -35,7 +35,9 @@
  * r16e (G2_LAYOUT_R16E, bf16_codes.c): BF16 groups in 12 bits a weight, losslessly, a sign and
  * mantissa byte and a 4-bit code of the exponent; the layout of a group is in bf16_codes.c.
  * Where the CPU's best kernels are AVX2's, BF16 tensors are stored so (decode reads 0.75 of the
- * bytes, bit-identical products); GEMMA2_BF16_CODES=0 keeps them r16. The groups lie
+ * bytes, bit-identical products), and so are F16 tensors whose every value is a BF16 value (an
+ * F16 file converted from a BF16 checkpoint): they become BF16 tensors of the same values.
+ * GEMMA2_BF16_CODES=0 keeps them r16. The groups lie
  * G2_R16E_GROUP_BYTES(cols) apart from the tensor's start; the rest of its bytes are unused. */
 #ifndef G2_REPACK_H
 #define G2_REPACK_H
@@ -73,22 +75,27 @@ void g2_r16_widen_q8_0_group_avx2(int64_t cols, const uint8_t *src, uint8_t *dst
 #define G2_R16E_ESC 64
 #define G2_R16E_GROUP_BYTES(cols) ((size_t)32 + (size_t)(cols) / 2 * 48 + G2_R16E_ESC)
 /* 16 plain BF16 rows (row r at src + r * row_bytes; cols even) into an r16e group at dst
- * (G2_R16E_GROUP_BYTES(cols); dst must not overlap src); scratch: 16 * cols bytes. Returns 0, or
- * 1 when the rows need more than G2_R16E_ESC escapes (dst untouched). And back to plain rows: */
-int g2_r16e_pack_group(int64_t cols, const uint8_t *src, size_t row_bytes, uint8_t *dst, uint8_t *scratch);
+ * (G2_R16E_GROUP_BYTES(cols); dst must not overlap src). Returns 0, or
+ * 1 when the rows need more than G2_R16E_ESC escapes (dst's bytes then undefined). And back to
+ * plain rows: */
+int g2_r16e_pack_group(int64_t cols, const uint8_t *src, size_t row_bytes, uint8_t *dst);
 void g2_r16e_unpack_group(int64_t cols, const uint8_t *src, uint8_t *dst, size_t row_bytes);
 /* AVX2 (r16_avx2.c): decode of one r16e group (fp32 activations, the r16 BF16 decode kernel's
  * products in its order: the same bits), and the group widened into the r16 F32 group of the
  * same values (16 * cols * 4 bytes at dst), for prefill through the F32 tile. */
 void g2_r16e_decode_avx2(const uint8_t *group, int64_t cols, const float *x, float *y);
 void g2_r16e_widen_group_avx2(int64_t cols, const uint8_t *src, uint8_t *dst);
+/* AVX2 + F16C (r16_avx2.c): n fp16 values at src (n a multiple of 16) as bf16 at dst; returns 0
+ * when every one was a bf16 value (exact), 1 when one was not (dst then holds truncations). */
+int g2_f16_to_bf16_exact_avx2(const uint8_t *src, uint8_t *dst, size_t n);
 
-/* Does a BF16 tensor get r16e now? When the active ISA is AVX2 (the CPU's best, or forced by
+/* Does a BF16 tensor (or an F16 one whose values are all BF16 values) get r16e now? When the active ISA is AVX2 (the CPU's best, or forced by
  * GEMMA2_ISA=avx2) and GEMMA2_BF16_CODES is not "0". */
 int g2_r16e_wanted(void);
 
 /* Repacks a plain tensor in place (its data must be writable) and sets t->layout (r16, or r16e
- * for BF16 where g2_r16e_wanted and every group fits); splits the groups across n_threads OpenMP
+ * for BF16 where g2_r16e_wanted and every group fits; F16 too when its values are BF16 values,
+ * and t->type becomes BF16); splits the groups across n_threads OpenMP
  * threads. Returns 0, 1 when the tensor is not supported (left as it is), -1 when a scratch
  * buffer could not be allocated (left as it is). */
 int g2_tensor_repack_r16(g2_tensor *t, int n_threads);

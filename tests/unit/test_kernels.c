@@ -462,6 +462,25 @@ static void test_r16e_layout(void) {
     CHECK(g2_r16e_wanted());
     enum { ROWS = 48, COLS = 520, NMAX = 20 };
     const size_t cb = G2_R16E_GROUP_BYTES(COLS);
+    { /* codes from every weight when a sample's do not fit: 10 exponents everywhere, 5 more 20
+       * times each where the sample (row r's columns r mod 8) does not look: 100 escapes with
+       * the sample's codes, none with all 15 */
+        uint16_t g[16 * COLS];
+        uint8_t *packed = malloc(cb), back[sizeof g];
+        for (int r = 0; r < 16; r++)
+            for (int c = 0; c < COLS; c++) g[r * COLS + c] = (uint16_t)((100 + (r * 7 + c) % 10) << 7 | (c & 0x7F));
+        for (int i = 0; i < 100; i++) {
+            const int r = i % 16, c = 8 * (i / 16) + (r + 1) % 8;
+            g[r * COLS + c] = (uint16_t)(1u << 15 | (120 + i % 5) << 7 | i);
+        }
+        CHECK(g2_r16e_pack_group(COLS, (const uint8_t *)g, 2 * COLS, packed) == 0);
+        int esc = 0;
+        for (int p = 0; p < COLS / 2; p++)
+            for (int k = 0; k < 16; k++) esc += (packed[32 + (size_t)p * 48 + 32 + k] & 15) == 15 || packed[32 + (size_t)p * 48 + 32 + k] >> 4 == 15;
+        g2_r16e_unpack_group(COLS, packed, back, 2 * COLS);
+        CHECK(esc == 0 && memcmp(back, g, sizeof g) == 0, "%d pairs of codes with escapes", esc);
+        free(packed);
+    }
     for (int variant = 0; variant < 2; variant++) {
         test_matrix m = make_matrix(GEMMA2_TYPE_BF16, ROWS, COLS, 11 + (uint64_t)variant);
         uint16_t *w = (uint16_t *)(void *)m.data;
@@ -533,6 +552,72 @@ static void test_r16e_layout(void) {
             CHECK(memcmp(y, y1, (size_t)n * ROWS * 4) == 0, "variant %d n %d: scalar path", variant, n);
         }
         free(x), free(y), free(y1), free(plain), free(r16), free(back);
+        free_matrix(&m);
+    }
+    if (saved[0]) setenv("GEMMA2_ISA", saved, 1);
+    else unsetenv("GEMMA2_ISA");
+}
+
+/* F16 tensors that hold BF16 values (an F16 file converted from a BF16 checkpoint) go to r16e
+ * as BF16 tensors of the same values: rows and decode bit-identical to r16 F16 (whose decode
+ * kernel takes the products in the same order), prefill within fp32 rounding. One value that is
+ * not a BF16 value (1 + 2^-10, in the last group), or a group beyond its escapes (group 1), keeps
+ * the whole tensor F16, its bytes those of r16 F16 after the groups already converted were taken
+ * back. fp16 subnormals with at most 8
+ * significant bits are BF16 values too; they are in group 0. */
+static void test_r16e_from_f16(void) {
+    if (!g2_isa_available(G2_ISA_AVX2)) {
+        puts("# skip r16e from F16: no AVX2");
+        return;
+    }
+    char saved[32] = "";
+    if (getenv("GEMMA2_ISA")) snprintf(saved, sizeof saved, "%s", getenv("GEMMA2_ISA"));
+    setenv("GEMMA2_ISA", "avx2", 1);
+    enum { ROWS = 48, COLS = 520, NMAX = 20 };
+    for (int variant = 0; variant < 3; variant++) {
+        test_matrix m = make_matrix(GEMMA2_TYPE_F16, ROWS, COLS, 21 + (uint64_t)variant);
+        uint16_t *h = (uint16_t *)(void *)m.data;
+        for (size_t i = 0; i < (size_t)ROWS * COLS; i++) h[i] &= 0xFFF8; /* 7 mantissa bits: BF16 values */
+        static const uint16_t sub[] = {0x0001, 0x00FF, 0x80F0, 0x0000, 0x8000, 0x0100};
+        for (size_t i = 0; i < sizeof sub / sizeof sub[0]; i++) h[97 * i + 5] = sub[i];
+        if (variant == 1) h[(size_t)(ROWS - 1) * COLS + 7] = 0x3C01;
+        for (int i = 0; variant == 2 && i < 150; i++) /* group 1: 30 exponents 5 times, beyond the escapes */
+            h[16 * COLS + (size_t)(i * 83) % (16 * COLS)] = (uint16_t)((1 + i % 30) << 10 | (i & 0x7F) << 3);
+        for (int64_t r = 0; r < ROWS; r++) g2_dequantize_row(GEMMA2_TYPE_F16, m.data + (size_t)r * m.t.row_bytes, m.deq + r * COLS, COLS);
+        const size_t bytes = m.t.row_bytes * ROWS;
+        uint8_t *r16 = malloc(bytes);
+        memcpy(r16, m.data, bytes);
+        g2_tensor t16 = m.t;
+        t16.data = r16;
+        setenv("GEMMA2_BF16_CODES", "0", 1);
+        CHECK(g2_tensor_repack_r16(&t16, 2) == 0 && t16.layout == G2_LAYOUT_R16 && t16.type == GEMMA2_TYPE_F16);
+        unsetenv("GEMMA2_BF16_CODES");
+        CHECK(g2_tensor_repack_r16(&m.t, 2) == 0);
+        if (variant > 0) {
+            CHECK(m.t.layout == G2_LAYOUT_R16 && m.t.type == GEMMA2_TYPE_F16 && memcmp(m.data, r16, bytes) == 0,
+                  "variant %d: r16 F16, as packed", variant);
+        } else {
+            CHECK(m.t.layout == G2_LAYOUT_R16E && m.t.type == GEMMA2_TYPE_BF16, "layout %d type %d", (int)m.t.layout, m.t.type);
+        }
+        float row[COLS];
+        int bad_rows = 0;
+        for (int r = 0; r < ROWS; r++) {
+            g2_tensor_row_f32(&m.t, r, row);
+            bad_rows += memcmp(row, m.deq + r * COLS, sizeof row) != 0;
+        }
+        CHECK(bad_rows == 0, "variant %d: %d rows differ", variant, bad_rows);
+        float *x = malloc(NMAX * COLS * 4), *y = malloc(NMAX * ROWS * 4), *y1 = malloc(NMAX * ROWS * 4);
+        random_fill(x, NMAX * COLS, 92, 1.0);
+        for (int n = 1; n <= NMAX; n += NMAX - 1) {
+            CHECK(g2_matmul_isa(G2_ISA_AVX2, &m.t, x, n, y, 2) == 0 && g2_matmul_isa(G2_ISA_AVX2, &t16, x, n, y1, 2) == 0);
+            int bad = 0, same = 1;
+            for (int i = 0; i < n * ROWS; i++) {
+                same &= y[i] == y1[i];
+                bad += fabsf(y[i] - y1[i]) > 1e-5f * (fabsf(y1[i]) + 1.0f); /* fp32 sums of the same products */
+            }
+            CHECK(bad == 0 && (n > 1 || same), "variant %d n %d: %d outputs off, bit-identical %d", variant, n, bad, same);
+        }
+        free(x), free(y), free(y1), free(r16);
         free_matrix(&m);
     }
     if (saved[0]) setenv("GEMMA2_ISA", saved, 1);
@@ -758,6 +843,7 @@ int main(void) {
     RUN(test_random_blocks);
     RUN(test_r16_layout);
     RUN(test_r16e_layout);
+    RUN(test_r16e_from_f16);
     RUN(test_matmul_many);
     RUN(test_fine_activations);
     RUN(test_shared_chunks);
