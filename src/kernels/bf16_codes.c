@@ -110,8 +110,9 @@ static int pack_pairs(int64_t cols, const uint8_t *src, size_t row_bytes, const 
     return 0;
 }
 
-/* The codes come from a histogram of one weight in 8 (a tenth of the packing's time); when the
- * escapes of those codes do not fit, from every weight: the fewest escapes there can be. */
+/* The codes come from a histogram of one weight in 8 (counting all of them took as long as the
+ * rest of the packing); when the escapes of those codes do not fit, from every weight: the
+ * fewest escapes there can be. */
 int g2_r16e_pack_group(int64_t cols, const uint8_t *src, size_t row_bytes, uint8_t *dst) {
     uint8_t code[256], hdr[32];
     choose_codes(cols, src, row_bytes, 8, code, hdr);

@@ -330,7 +330,7 @@ int g2_tensor_repack_r16(g2_tensor *t, int n_threads) {
     /* scratch for every thread first: all or nothing, never a tensor left half repacked */
     uint8_t *scratch = malloc(gbytes * (size_t)n_threads);
     if (!scratch) return -1;
-    /* r16e where it saves bytes (a group's header and escape list take 96 bytes: 12 columns and up) */
+    /* r16e where it saves bytes (a group's header and escape list take 96 bytes: from 14 columns) */
     const int bf16_values = t->type == GEMMA2_TYPE_BF16 || (t->type == GEMMA2_TYPE_F16 && t->cols % 2 == 0);
     if (bf16_values && G2_R16E_GROUP_BYTES(t->cols) < gbytes && g2_r16e_wanted() && repack_r16e(t, n_threads, scratch) == 0) {
         free(scratch);

@@ -75,9 +75,8 @@ void g2_r16_widen_q8_0_group_avx2(int64_t cols, const uint8_t *src, uint8_t *dst
 #define G2_R16E_ESC 64
 #define G2_R16E_GROUP_BYTES(cols) ((size_t)32 + (size_t)(cols) / 2 * 48 + G2_R16E_ESC)
 /* 16 plain BF16 rows (row r at src + r * row_bytes; cols even) into an r16e group at dst
- * (G2_R16E_GROUP_BYTES(cols); dst must not overlap src). Returns 0, or
- * 1 when the rows need more than G2_R16E_ESC escapes (dst's bytes then undefined). And back to
- * plain rows: */
+ * (G2_R16E_GROUP_BYTES(cols); dst must not overlap src). Returns 0, or 1 when the rows need
+ * more than G2_R16E_ESC escapes (dst's bytes then undefined). And back to plain rows: */
 int g2_r16e_pack_group(int64_t cols, const uint8_t *src, size_t row_bytes, uint8_t *dst);
 void g2_r16e_unpack_group(int64_t cols, const uint8_t *src, uint8_t *dst, size_t row_bytes);
 /* AVX2 (r16_avx2.c): decode of one r16e group (fp32 activations, the r16 BF16 decode kernel's
@@ -89,8 +88,9 @@ void g2_r16e_widen_group_avx2(int64_t cols, const uint8_t *src, uint8_t *dst);
  * when every one was a bf16 value (exact), 1 when one was not (dst then holds truncations). */
 int g2_f16_to_bf16_exact_avx2(const uint8_t *src, uint8_t *dst, size_t n);
 
-/* Does a BF16 tensor (or an F16 one whose values are all BF16 values) get r16e now? When the active ISA is AVX2 (the CPU's best, or forced by
- * GEMMA2_ISA=avx2) and GEMMA2_BF16_CODES is not "0". */
+/* Does a BF16 tensor (or an F16 one whose values are all BF16 values) get r16e now? When the
+ * active ISA is AVX2 (the CPU's best, or forced by GEMMA2_ISA=avx2) and GEMMA2_BF16_CODES is not
+ * "0". Tensors of 12 columns or fewer never do (a group would take as many bytes or more). */
 int g2_r16e_wanted(void);
 
 /* Repacks a plain tensor in place (its data must be writable) and sets t->layout (r16, or r16e
