@@ -448,6 +448,18 @@ static void test_r16_layout(void) {
  * AVX-512 request served by the AVX2 kernels. Group 0 holds 30 rare exponents twice each (zeros,
  * subnormals, tiny values: escapes); in the second variant group 1 holds 100 distinct exponents,
  * more than a group's G2_R16E_ESC escapes, so the tensor must stay r16. */
+/* Rows of t (g2_tensor_row_f32, any layout) that differ from deq's, bit for bit. */
+static int rows_differ(const g2_tensor *t, const float *deq) {
+    float *row = malloc((size_t)t->cols * sizeof *row);
+    int bad = 0;
+    for (int64_t r = 0; r < t->rows; r++) {
+        g2_tensor_row_f32(t, r, row);
+        bad += memcmp(row, deq + r * t->cols, (size_t)t->cols * sizeof *row) != 0;
+    }
+    free(row);
+    return bad;
+}
+
 static void test_r16e_layout(void) {
     if (!g2_isa_available(G2_ISA_AVX2)) {
         puts("# skip r16e: no AVX2");
@@ -523,12 +535,7 @@ static void test_r16e_layout(void) {
                 g2_r16e_unpack_group(COLS, m.data + (size_t)g * cb, back + (size_t)g * 16 * m.t.row_bytes, m.t.row_bytes);
             CHECK(memcmp(back, plain, bytes) == 0, "unpack(pack(w)) != w");
         }
-        float row[COLS];
-        int bad_rows = 0;
-        for (int r = 0; r < ROWS; r++) {
-            g2_tensor_row_f32(&m.t, r, row);
-            bad_rows += memcmp(row, m.deq + r * COLS, sizeof row) != 0;
-        }
+        const int bad_rows = rows_differ(&m.t, m.deq);
         CHECK(bad_rows == 0, "variant %d: %d rows differ", variant, bad_rows);
         float *x = malloc(NMAX * COLS * 4), *y = malloc(NMAX * ROWS * 4), *y1 = malloc(NMAX * ROWS * 4);
         random_fill(x, NMAX * COLS, 91, 1.0);
@@ -566,11 +573,10 @@ static void test_r16e_layout(void) {
 /* F16 tensors that hold BF16 values (an F16 file converted from a BF16 checkpoint) go to r16e
  * as BF16 tensors of the same values: rows, decode, 3 and 20 tokens bit-identical to r16 F16
  * (whose kernels take the products in the same order: decode's even and odd columns apart,
- * prefill's in column order as the F32 tile on widened groups does). One value that is
- * not a BF16 value (1 + 2^-10, in the last group), or a group beyond its escapes (group 1), keeps
- * the whole tensor F16, its bytes those of r16 F16 after the groups already converted were taken
- * back. fp16 subnormals with at most 8
- * significant bits are BF16 values too; they are in group 0. */
+ * prefill's in column order as the F32 tile on widened groups does). One value that is not a
+ * BF16 value (1 + 2^-10, in the last group), or a group beyond its escapes (group 1), keeps the
+ * whole tensor F16, its bytes those of r16 F16 after the groups already converted were taken
+ * back. fp16 subnormals with at most 8 significant bits are BF16 values too (group 0). */
 static void test_r16e_from_f16(void) {
     if (!g2_isa_available(G2_ISA_AVX2)) {
         puts("# skip r16e from F16: no AVX2");
@@ -605,12 +611,7 @@ static void test_r16e_from_f16(void) {
         } else {
             CHECK(m.t.layout == G2_LAYOUT_R16E && m.t.type == GEMMA2_TYPE_BF16, "layout %d type %d", (int)m.t.layout, m.t.type);
         }
-        float row[COLS];
-        int bad_rows = 0;
-        for (int r = 0; r < ROWS; r++) {
-            g2_tensor_row_f32(&m.t, r, row);
-            bad_rows += memcmp(row, m.deq + r * COLS, sizeof row) != 0;
-        }
+        const int bad_rows = rows_differ(&m.t, m.deq);
         CHECK(bad_rows == 0, "variant %d: %d rows differ", variant, bad_rows);
         float *x = malloc(NMAX * COLS * 4), *y = malloc(NMAX * ROWS * 4), *y1 = malloc(NMAX * ROWS * 4);
         random_fill(x, NMAX * COLS, 92, 1.0);
