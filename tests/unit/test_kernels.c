@@ -441,13 +441,6 @@ static void test_r16_layout(void) {
     }
 }
 
-/* r16e (BF16 in 12 bits a weight, repack.h), chosen where AVX2 is the best instruction set
- * (forced here with GEMMA2_ISA=avx2): lossless (rows and groups come back bit for bit), decode
- * and prefill of 16 tokens or more bit-identical to r16 (the same products in the same order),
- * other token counts against float64, the scalar path the same as on plain rows, and an
- * AVX-512 request served by the AVX2 kernels. Group 0 holds 30 rare exponents twice each (zeros,
- * subnormals, tiny values: escapes); in the second variant group 1 holds 100 distinct exponents,
- * more than a group's G2_R16E_ESC escapes, so the tensor must stay r16. */
 /* Rows of t (g2_tensor_row_f32, any layout) that differ from deq's, bit for bit. */
 static int rows_differ(const g2_tensor *t, const float *deq) {
     float *row = malloc((size_t)t->cols * sizeof *row);
@@ -460,6 +453,15 @@ static int rows_differ(const g2_tensor *t, const float *deq) {
     return bad;
 }
 
+/* r16e (BF16 in 12 bits a weight, repack.h), chosen where AVX2 is the best instruction set
+ * (forced here with GEMMA2_ISA=avx2): lossless (rows and groups come back bit for bit), decode
+ * and prefill of 16 tokens or more bit-identical to r16 (the same products in the same order),
+ * other token counts against float64, the scalar path the same as on plain rows, and an
+ * AVX-512 request served by the AVX2 kernels. Group 0 holds 30 rare exponents twice each (zeros,
+ * subnormals, tiny values: escapes); in the second variant group 1 holds 100 distinct exponents,
+ * more than a group's G2_R16E_ESC escapes, so the tensor must stay r16. Before them: a group
+ * whose sampled exponent counts choose codes that overflow the escapes, packed with the full
+ * count's; tensors of 12 columns (no smaller as r16e) and 14. */
 static void test_r16e_layout(void) {
     if (!g2_isa_available(G2_ISA_AVX2)) {
         puts("# skip r16e: no AVX2");
