@@ -441,6 +441,23 @@ static void test_r16_layout(void) {
     }
 }
 
+/* Runs the r16e tests on the AVX2 kernels (GEMMA2_ISA=avx2, the old value kept in saved[32]);
+ * 0 (skipped, said why) on a CPU without AVX2. restore_isa puts the old value back. */
+static int force_avx2(char saved[32], const char *what) {
+    if (!g2_isa_available(G2_ISA_AVX2)) {
+        printf("# skip %s: no AVX2\n", what);
+        return 0;
+    }
+    saved[0] = 0;
+    if (getenv("GEMMA2_ISA")) snprintf(saved, 32, "%s", getenv("GEMMA2_ISA"));
+    setenv("GEMMA2_ISA", "avx2", 1);
+    return 1;
+}
+static void restore_isa(const char saved[32]) {
+    if (saved[0]) setenv("GEMMA2_ISA", saved, 1);
+    else unsetenv("GEMMA2_ISA");
+}
+
 /* Rows of t (g2_tensor_row_f32, any layout) that differ from deq's, bit for bit. */
 static int rows_differ(const g2_tensor *t, const float *deq) {
     float *row = malloc((size_t)t->cols * sizeof *row);
@@ -463,13 +480,8 @@ static int rows_differ(const g2_tensor *t, const float *deq) {
  * whose sampled exponent counts choose codes that overflow the escapes, packed with the full
  * count's; tensors of 12 columns (no smaller as r16e) and 14. */
 static void test_r16e_layout(void) {
-    if (!g2_isa_available(G2_ISA_AVX2)) {
-        puts("# skip r16e: no AVX2");
-        return;
-    }
-    char saved[32] = "";
-    if (getenv("GEMMA2_ISA")) snprintf(saved, sizeof saved, "%s", getenv("GEMMA2_ISA"));
-    setenv("GEMMA2_ISA", "avx2", 1);
+    char saved[32];
+    if (!force_avx2(saved, "r16e")) return;
     setenv("GEMMA2_BF16_CODES", "0", 1);
     CHECK(!g2_r16e_wanted(), "GEMMA2_BF16_CODES=0 must keep r16");
     unsetenv("GEMMA2_BF16_CODES");
@@ -568,8 +580,7 @@ static void test_r16e_layout(void) {
         free(x), free(y), free(y1), free(plain), free(r16), free(back);
         free_matrix(&m);
     }
-    if (saved[0]) setenv("GEMMA2_ISA", saved, 1);
-    else unsetenv("GEMMA2_ISA");
+    restore_isa(saved);
 }
 
 /* F16 tensors that hold BF16 values (an F16 file converted from a BF16 checkpoint) go to r16e
@@ -580,13 +591,8 @@ static void test_r16e_layout(void) {
  * whole tensor F16, its bytes those of r16 F16 after the groups already converted were taken
  * back. fp16 subnormals with at most 8 significant bits are BF16 values too (group 0). */
 static void test_r16e_from_f16(void) {
-    if (!g2_isa_available(G2_ISA_AVX2)) {
-        puts("# skip r16e from F16: no AVX2");
-        return;
-    }
-    char saved[32] = "";
-    if (getenv("GEMMA2_ISA")) snprintf(saved, sizeof saved, "%s", getenv("GEMMA2_ISA"));
-    setenv("GEMMA2_ISA", "avx2", 1);
+    char saved[32];
+    if (!force_avx2(saved, "r16e from F16")) return;
     enum { ROWS = 48, COLS = 520, NMAX = 20 };
     for (int variant = 0; variant < 3; variant++) {
         test_matrix m = make_matrix(GEMMA2_TYPE_F16, ROWS, COLS, 21 + (uint64_t)variant);
@@ -631,8 +637,7 @@ static void test_r16e_from_f16(void) {
         free(x), free(y), free(y1), free(r16);
         free_matrix(&m);
     }
-    if (saved[0]) setenv("GEMMA2_ISA", saved, 1);
-    else unsetenv("GEMMA2_ISA");
+    restore_isa(saved);
 }
 
 /* g2_matmul_many == one g2_matmul per matrix, bit for bit: the same kernels and activations,
