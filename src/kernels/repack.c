@@ -284,8 +284,11 @@ static int repack_r16e(g2_tensor *t, int n_threads, uint8_t *scratch) {
 #pragma omp for schedule(static)
         for (int64_t gi = 0; gi < groups; gi++) {
             uint8_t *g = data + (size_t)gi * gbytes;
-            if (from_f16 && g2_f16_to_bf16_exact_avx2(g, tmp, gbytes / 2)) { /* g as it was */
-                done[gi] = 0;
+            int going;
+#pragma omp atomic read
+            going = all;
+            if (!going || (from_f16 && g2_f16_to_bf16_exact_avx2(g, tmp, gbytes / 2))) { /* g as it was */
+                done[gi] = 0; /* once a group has failed the rest are left: a true F16 tensor costs a group or so a thread */
             } else {
                 if (!from_f16) memcpy(tmp, g, gbytes);
                 done[gi] = g2_r16e_pack_group(t->cols, tmp, t->row_bytes, g) == 0;
