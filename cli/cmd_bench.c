@@ -161,7 +161,8 @@ static int run_test(const gemma2_model *m, const char *path, int n_ctx, int kv_t
            name, med, tps[0], tps[reps - 1], reps, samples, med_ms, threads, kv_type == GEMMA2_TYPE_F32 ? "f32" : kv_type == GEMMA2_TYPE_F16 ? "f16" : "bf16", depth, st.file_bytes, st.weight_bytes,
            (long long)st.n_params, peak_rss_bytes());
     /* decode reads every weight once per token: the achieved weight traffic (read_bytes: the
-     * bytes in memory, less than model_bytes where BF16 is packed in 12 bits a weight) */
+     * bytes in memory, less than model_bytes where BF16 (or F16 holding BF16 values) is packed
+     * in 12 bits a weight) */
     if (!pp) printf(" read_bytes=%zu weight_GB/s=%.2f", st.read_bytes, med * (double)st.read_bytes / 1e9);
     if (probe) { /* each step's weight traffic against the probe taken just before it */
         double *ratio = malloc(steps * sizeof *ratio);

@@ -134,8 +134,9 @@ typedef struct {
     int type_counts[31];     /* tensors per type, indexed by gemma2_weight_type (< GEMMA2_TYPE_COUNT) */
     gemma2_load_mode load_mode; /* as applied: MMAP or READ (AUTO resolved) */
     int n_repacked;          /* matrices stored in the r16 layout (READ only) */
-    size_t read_bytes;       /* bytes of weights a decode step reads: weight_bytes, less what
-                                BF16 in 12 bits a weight saves (READ, where AVX2 is the best ISA) */
+    size_t read_bytes;       /* bytes of weights a decode step reads: weight_bytes, less what 12
+                                bits a weight save (BF16, and F16 holding BF16 values; READ,
+                                where AVX2 is the best ISA) */
 } gemma2_model_stats;
 
 /* Weight storage types, with the GGUF type numbers where GGUF has them. */

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 /* How the rows are stored: one after another (as in the file), in interleaved groups of 16, or
- * (BF16 on AVX2) in such groups with 4-bit exponent codes, 12 bits a weight (kernels/repack.h:
+ * (BF16 values on AVX2) in such groups with 4-bit exponent codes, 12 bits a weight (kernels/repack.h:
  * set by g2_tensor_repack_r16 at load time, for faster decode). */
 typedef enum { G2_LAYOUT_ROWS = 0, G2_LAYOUT_R16 = 1, G2_LAYOUT_R16E = 2 } g2_layout;
 

@@ -65,8 +65,9 @@ static int repack_one(gemma2_model *m, g2_tensor *t) {
  * instruction sets, g2_r16_kernels_available) the matrices are repacked in place into the r16
  * layout (kernels/repack.h) where their type and shape allow it. That includes the token
  * embedding, the output head of every token; looking up a token's row then unpacks its group
- * of 16 (g2_tensor_row_f32), a few microseconds per token. BF16 tensors packed in 12 bits a
- * weight (r16e, where AVX2 is the best ISA) give the quarter they no longer use back. */
+ * of 16 (g2_tensor_row_f32), a few microseconds per token. Tensors packed in 12 bits a weight
+ * (r16e, where AVX2 is the best ISA: BF16, and F16 holding BF16 values) give the quarter they
+ * no longer use back. */
 static gemma2_status repack_weights(gemma2_model *m, gemma2_error *err) {
     for (int i = 0; i < n_files(m); i++)
         if (g2_mapped_file_set_writable(file_at(m, i), 1))
