@@ -324,7 +324,15 @@ static int repack_r16e(g2_tensor *t, int n_threads, uint8_t *scratch) {
     return 0;
 }
 
-int g2_tensor_repack_r16(g2_tensor *t, int n_threads) {
+int g2_r16e_candidate(const g2_tensor *t) {
+    if (t->layout != G2_LAYOUT_ROWS || !g2_r16_supported(t->type, t->rows, t->cols)) return 0;
+    /* a group's header and escape list take 96 bytes: r16e saves bytes from 14 columns */
+    const int bf16_values = t->type == GEMMA2_TYPE_BF16 || (t->type == GEMMA2_TYPE_F16 && t->cols % 2 == 0);
+    return bf16_values && G2_R16E_GROUP_BYTES(t->cols) < t->row_bytes * G2_R16 && g2_r16e_wanted();
+}
+
+/* g2_tensor_repack_r16, with r16e allowed or not. */
+static int repack_in_place(g2_tensor *t, int n_threads, int allow_r16e) {
     if (t->layout != G2_LAYOUT_ROWS || !g2_r16_supported(t->type, t->rows, t->cols)) return 1;
     const size_t gbytes = t->row_bytes * G2_R16;
     const int64_t groups = t->rows / G2_R16;
@@ -333,9 +341,7 @@ int g2_tensor_repack_r16(g2_tensor *t, int n_threads) {
     /* scratch for every thread first: all or nothing, never a tensor left half repacked */
     uint8_t *scratch = malloc(gbytes * (size_t)n_threads);
     if (!scratch) return -1;
-    /* r16e where it saves bytes (a group's header and escape list take 96 bytes: from 14 columns) */
-    const int bf16_values = t->type == GEMMA2_TYPE_BF16 || (t->type == GEMMA2_TYPE_F16 && t->cols % 2 == 0);
-    if (bf16_values && G2_R16E_GROUP_BYTES(t->cols) < gbytes && g2_r16e_wanted() && repack_r16e(t, n_threads, scratch) == 0) {
+    if (allow_r16e && g2_r16e_candidate(t) && repack_r16e(t, n_threads, scratch) == 0) {
         free(scratch);
         return 0;
     }
@@ -352,5 +358,62 @@ int g2_tensor_repack_r16(g2_tensor *t, int n_threads) {
     }
     free(scratch);
     t->layout = G2_LAYOUT_R16;
+    return 0;
+}
+
+int g2_tensor_repack_r16(g2_tensor *t, int n_threads) { return repack_in_place(t, n_threads, 1); }
+
+/* Reads all of t's plain rows into place, in pieces of 2 MiB across the threads. */
+static int read_rows(g2_tensor *t, int n_threads, g2_tensor_reader read, void *ctx) {
+    const size_t total = (size_t)t->rows * t->row_bytes, piece = (size_t)2 << 20;
+    uint8_t *data = (uint8_t *)t->data;
+    int bad = 0;
+#pragma omp parallel for num_threads(n_threads) schedule(static) reduction(| : bad)
+    for (size_t off = 0; off < total; off += piece)
+        bad |= read(ctx, off, data + off, total - off < piece ? total - off : piece) != 0;
+    return bad ? -2 : 0;
+}
+
+/* The rows read into place, then r16 (never r16e: t is not one, or did not fit). */
+static int read_then_repack(g2_tensor *t, int n_threads, g2_tensor_reader read, void *ctx) {
+    const int r = read_rows(t, n_threads, read, ctx);
+    return r ? r : repack_in_place(t, n_threads, 0) < 0 ? -1 : 0;
+}
+
+int g2_tensor_pack_r16e_streamed(g2_tensor *t, int n_threads, g2_tensor_reader read, void *ctx) {
+    if (!g2_r16e_candidate(t)) return read_then_repack(t, n_threads, read, ctx);
+    const size_t gbytes = t->row_bytes * G2_R16, cbytes = G2_R16E_GROUP_BYTES(t->cols);
+    const int64_t groups = t->rows / G2_R16;
+    const int from_f16 = t->type == GEMMA2_TYPE_F16;
+    if (n_threads <= 0) n_threads = omp_get_max_threads();
+    if (n_threads > groups) n_threads = (int)groups;
+    uint8_t *scratch = malloc(gbytes * (size_t)n_threads), *data = (uint8_t *)t->data;
+    if (!scratch) return -1;
+    int all = 1, bad = 0;
+#pragma omp parallel num_threads(n_threads)
+    {
+        uint8_t *tmp = scratch + gbytes * (size_t)omp_get_thread_num();
+#pragma omp for schedule(static) reduction(| : bad)
+        for (int64_t gi = 0; gi < groups; gi++) {
+            int going;
+#pragma omp atomic read
+            going = all;
+            if (!going) continue; /* a group has failed: the rows are read as they are below */
+            int ok = read(ctx, (size_t)gi * gbytes, tmp, gbytes) == 0;
+            bad |= !ok;
+            /* an F16 group becomes BF16 in place (exact, or a value is not a BF16 value) */
+            ok = ok && !(from_f16 && g2_f16_to_bf16_exact_avx2(tmp, tmp, gbytes / 2));
+            ok = ok && g2_r16e_pack_group(t->cols, tmp, t->row_bytes, data + (size_t)gi * cbytes) == 0;
+            if (!ok) {
+#pragma omp atomic write
+                all = 0;
+            }
+        }
+    }
+    free(scratch);
+    if (bad) return -2;
+    if (!all) return read_then_repack(t, n_threads, read, ctx); /* the plain rows over what was packed */
+    t->type = GEMMA2_TYPE_BF16;
+    t->layout = G2_LAYOUT_R16E;
     return 0;
 }

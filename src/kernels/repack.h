@@ -30,7 +30,8 @@
  *
  * A tensor is repacked in place at load time (gemma2_model_open with GEMMA2_LOAD_READ, where
  * the weights live in memory the process owns) and marked with layout G2_LAYOUT_R16; g2_matmul
- * reads either layout. Tensors whose row count is not a multiple of 16 stay as they are.
+ * reads either layout. Tensors whose row count is not a multiple of 16 stay as they are. An
+ * r16e tensor (below) is instead packed as it is read from its file (g2_tensor_pack_r16e_streamed). 
  *
  * r16e (G2_LAYOUT_R16E, bf16_codes.c): BF16 groups in 12 bits a weight, losslessly, a sign and
  * mantissa byte and a 4-bit code of the exponent; the layout of a group is in bf16_codes.c.
@@ -99,6 +100,24 @@ int g2_r16e_wanted(void);
  * threads. Returns 0, 1 when the tensor is not supported (left as it is), -1 when a scratch
  * buffer could not be allocated (left as it is). */
 int g2_tensor_repack_r16(g2_tensor *t, int n_threads);
+
+/* Would g2_tensor_repack_r16 try r16e for t now? (BF16, or F16 of even columns, of a shape r16
+ * takes and 14 columns or more, in plain rows, where g2_r16e_wanted.) */
+int g2_r16e_candidate(const g2_tensor *t);
+
+/* Reads n bytes of a tensor's plain rows, from byte `off` of its first row, into dst: 0, or -1
+ * when the read fails. */
+typedef int (*g2_tensor_reader)(void *ctx, size_t off, void *dst, size_t n);
+
+/* Repacks t as g2_tensor_repack_r16 does, but t's rows are not in memory yet: t->data is where
+ * they belong (writable, its contents unused) and `read` fetches them. An r16e candidate is read
+ * a group at a time into scratch and packed straight to its place, so only the packed bytes of
+ * t->data are ever written: the quarter r16e saves is never touched, and the load needs neither
+ * the plain copy nor the move of the groups. When a group does not fit (or an F16 value is not a
+ * BF16 value), every row is read into place and the tensor goes r16 as it is. Any other tensor
+ * is read into place and repacked. Returns 0, -1 when out of memory, -2 when a read failed
+ * (t->data then partly written, t's layout unchanged). */
+int g2_tensor_pack_r16e_streamed(g2_tensor *t, int n_threads, g2_tensor_reader read, void *ctx);
 
 /* Kernels on r16 groups (AVX-512): y[t * ldy + r] for r < 16, t < nt, tokens t0.. of the
  * activations a (kernels_impl.h: fp32 for F32, F16 and BF16, or bf16 for BF16; G2_ACT_Q8_32

@@ -1,7 +1,10 @@
 /* model.c - gemma2_model_open: a directory is a Hugging Face checkpoint, a file is GGUF. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "model/config.h"
 #include "kernels/repack.h"
@@ -49,9 +52,90 @@ static g2_mapped_file *file_at(gemma2_model *m, int i) {
     return m->format == GEMMA2_FORMAT_GGUF ? &m->gguf.file : &m->hf.shards[i].file;
 }
 
-/* Repacks one tensor (g2_tensor_repack_r16's return); counts it, and what r16e saves. */
-static int repack_one(gemma2_model *m, g2_tensor *t) {
-    const int r = g2_tensor_repack_r16(t, m->n_threads);
+/* The weight matrices, i < 1 + 7 * num_layers: the token embedding, then each layer's. */
+static int n_matrices(const gemma2_model *m) { return 1 + 7 * m->cfg.num_layers; }
+static g2_tensor *matrix_at(gemma2_model *m, int i) {
+    if (i == 0) return &m->embed;
+    g2_layer *L = &m->layers[(i - 1) / 7];
+    g2_tensor *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
+    return mats[(i - 1) % 7];
+}
+
+/* The file that holds t's bytes (-1 for none: cannot happen for a bound tensor). */
+static int file_of(gemma2_model *m, const g2_tensor *t) {
+    const uint8_t *p = t->data;
+    for (int i = 0; i < n_files(m); i++) {
+        const g2_mapped_file *f = file_at(m, i);
+        if (f->data && p >= f->data && p < f->data + f->size) return i;
+    }
+    return -1;
+}
+
+/* In read mode, tensors that go into r16e (BF16, and F16 holding BF16 values, where AVX2 is the
+ * best ISA) are not copied with the rest of the file: they are read a group at a time and packed
+ * straight into place (g2_tensor_pack_r16e_streamed), so the quarter of their bytes r16e saves
+ * is never in memory. That lowers the peak RSS of such a model from its file size to its packed
+ * size and leaves the load less to write. */
+static int streamed(gemma2_model *m, const g2_tensor *t) { return g2_r16e_candidate(t) && file_of(m, t) >= 0; }
+
+/* What the streamed tensors would save, for the choice of load mode: BF16 ones only (an F16
+ * tensor is known to hold BF16 values only once it has been read). */
+static size_t r16e_saving(gemma2_model *m) {
+    size_t saved = 0;
+    for (int i = 0; i < n_matrices(m); i++) {
+        const g2_tensor *t = matrix_at(m, i);
+        if (t->type == GEMMA2_TYPE_BF16 && streamed(m, t))
+            saved += (size_t)t->rows * t->row_bytes - (size_t)(t->rows / G2_R16) * G2_R16E_GROUP_BYTES(t->cols);
+    }
+    return saved;
+}
+
+static int cmp_range(const void *a, const void *b) {
+    const size_t x = ((const g2_byte_range *)a)->off, y = ((const g2_byte_range *)b)->off;
+    return (x > y) - (x < y);
+}
+
+/* Copies every file into memory except the streamed tensors' bytes. */
+static gemma2_status files_to_memory(gemma2_model *m, gemma2_error *err) {
+    g2_byte_range *skip = malloc(sizeof *skip * (size_t)n_matrices(m));
+    if (!skip) return g2_fail(err, GEMMA2_ERR_NOMEM, "out of memory");
+    gemma2_status s = GEMMA2_OK;
+    for (int i = 0; !s && i < n_files(m); i++) {
+        size_t n = 0;
+        for (int j = 0; j < n_matrices(m); j++) {
+            const g2_tensor *t = matrix_at(m, j);
+            if (streamed(m, t) && file_of(m, t) == i)
+                skip[n++] = (g2_byte_range){(size_t)((const uint8_t *)t->data - file_at(m, i)->data),
+                                            (size_t)t->rows * t->row_bytes};
+        }
+        qsort(skip, n, sizeof *skip, cmp_range);
+        s = g2_mapped_file_to_memory(file_at(m, i), skip, n, err);
+    }
+    free(skip);
+    return s;
+}
+
+typedef struct {
+    int fd;
+    size_t base; /* the tensor's offset in the file */
+} tensor_source;
+
+static int read_tensor_part(void *ctx, size_t off, void *dst, size_t n) {
+    const tensor_source *src = ctx;
+    return g2_pread_all(src->fd, dst, n, src->base + off);
+}
+
+/* Repacks one tensor (streamed from its file, or in place); counts it, and what r16e saves.
+ * Returns 0, 1 (left as it is), -1 out of memory, -2 a read failed. */
+static int repack_one(gemma2_model *m, g2_tensor *t, const int *fds) {
+    int r;
+    if (streamed(m, t)) {
+        const int i = file_of(m, t);
+        tensor_source src = {fds[i], (size_t)((const uint8_t *)t->data - file_at(m, i)->data)};
+        r = g2_tensor_pack_r16e_streamed(t, m->n_threads, read_tensor_part, &src);
+    } else {
+        r = g2_tensor_repack_r16(t, m->n_threads);
+    }
     m->stats.n_repacked += r == 0;
     if (r == 0 && t->layout == G2_LAYOUT_R16E) { /* the quarter of the tensor that r16e left unused */
         const size_t used = (size_t)(t->rows / G2_R16) * G2_R16E_GROUP_BYTES(t->cols), all = (size_t)t->rows * t->row_bytes;
@@ -66,21 +150,33 @@ static int repack_one(gemma2_model *m, g2_tensor *t) {
  * layout (kernels/repack.h) where their type and shape allow it. That includes the token
  * embedding, the output head of every token; looking up a token's row then unpacks its group
  * of 16 (g2_tensor_row_f32), a few microseconds per token. Tensors packed in 12 bits a weight
- * (r16e, where AVX2 is the best ISA: BF16, and F16 holding BF16 values) give the quarter they
- * no longer use back. */
+ * (r16e, where AVX2 is the best ISA: BF16, and F16 holding BF16 values) are read from their
+ * file and packed here (`streamed` above). */
 static gemma2_status repack_weights(gemma2_model *m, gemma2_error *err) {
-    for (int i = 0; i < n_files(m); i++)
+    const int nf = n_files(m);
+    int *fds = malloc(sizeof *fds * (size_t)nf);
+    if (!fds) return g2_fail(err, GEMMA2_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < nf; i++) fds[i] = -1;
+    gemma2_status s = GEMMA2_OK;
+    for (int i = 0; !s && i < nf; i++) {
         if (g2_mapped_file_set_writable(file_at(m, i), 1))
-            return g2_fail(err, GEMMA2_ERR_NOMEM, "%s: cannot make the weights writable", file_at(m, i)->path);
-    int failed = repack_one(m, &m->embed) < 0;
-    for (int l = 0; l < m->cfg.num_layers && !failed; l++) {
-        g2_layer *L = &m->layers[l];
-        g2_tensor *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->gate, &L->up, &L->down};
-        for (size_t j = 0; j < sizeof mats / sizeof mats[0] && !failed; j++) failed = repack_one(m, mats[j]) < 0;
+            s = g2_fail(err, GEMMA2_ERR_NOMEM, "%s: cannot make the weights writable", file_at(m, i)->path);
+        else if ((fds[i] = open(file_at(m, i)->path, O_RDONLY)) < 0)
+            s = g2_fail(err, GEMMA2_ERR_IO, "%s: cannot open: %s", file_at(m, i)->path, strerror(errno));
     }
-    for (int i = 0; i < n_files(m); i++) g2_mapped_file_set_writable(file_at(m, i), 0);
-    if (failed) return g2_fail(err, GEMMA2_ERR_NOMEM, "out of memory while repacking the weights");
-    return GEMMA2_OK;
+    for (int j = 0; !s && j < n_matrices(m); j++) {
+        g2_tensor *t = matrix_at(m, j);
+        const int r = repack_one(m, t, fds);
+        if (r == -1) s = g2_fail(err, GEMMA2_ERR_NOMEM, "out of memory while repacking the weights");
+        if (r == -2)
+            s = g2_fail(err, GEMMA2_ERR_IO, "%s: read failed (file changed or truncated?)", file_at(m, file_of(m, t))->path);
+    }
+    for (int i = 0; i < nf; i++) {
+        g2_mapped_file_set_writable(file_at(m, i), 0);
+        if (fds[i] >= 0) close(fds[i]);
+    }
+    free(fds);
+    return s;
 }
 
 gemma2_status gemma2_model_open(const char *path, const gemma2_model_options *opt, gemma2_model **out,
@@ -91,18 +187,23 @@ gemma2_status gemma2_model_open(const char *path, const gemma2_model_options *op
     if (!m) return g2_fail(err, GEMMA2_ERR_NOMEM, "out of memory");
     m->n_threads = opt ? opt->n_threads : 0;
     gemma2_status s = g2_is_dir(path) ? open_hf(m, path, err) : open_gguf(m, path, err);
+    /* bound to the file mappings; in read mode the copies take their place at the same addresses */
+    if (!s) s = g2_model_bind_weights(m, err);
     gemma2_load_mode mode = opt ? opt->load_mode : GEMMA2_LOAD_MMAP;
     if (!s && mode == GEMMA2_LOAD_AUTO) {
         size_t bytes = 0, avail = mem_available();
         for (int i = 0; i < n_files(m); i++) bytes += file_at(m, i)->size;
+        if (g2_r16_kernels_available()) bytes -= r16e_saving(m);
         mode = avail && bytes <= avail / 4 * 3 ? GEMMA2_LOAD_READ : GEMMA2_LOAD_MMAP;
     }
     m->stats.load_mode = mode == GEMMA2_LOAD_READ ? GEMMA2_LOAD_READ : GEMMA2_LOAD_MMAP;
-    if (!s && mode == GEMMA2_LOAD_READ)
-        for (int i = 0; !s && i < n_files(m); i++) s = g2_mapped_file_to_memory(file_at(m, i), err);
-    if (!s) s = g2_model_bind_weights(m, err);
+    const int repack = mode == GEMMA2_LOAD_READ && g2_r16_kernels_available();
+    if (!s && mode == GEMMA2_LOAD_READ) {
+        if (repack) s = files_to_memory(m, err);
+        for (int i = 0; !s && !repack && i < n_files(m); i++) s = g2_mapped_file_to_memory(file_at(m, i), NULL, 0, err);
+    }
     m->stats.read_bytes = m->stats.weight_bytes; /* repack_weights takes off what r16e saves */
-    if (!s && mode == GEMMA2_LOAD_READ && g2_r16_kernels_available()) s = repack_weights(m, err);
+    if (!s && repack) s = repack_weights(m, err);
     if (s) {
         gemma2_model_close(m);
         return s;

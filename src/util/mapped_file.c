@@ -36,7 +36,38 @@ static void *map_aligned(int fd, size_t size) {
     return p;
 }
 
-gemma2_status g2_mapped_file_to_memory(g2_mapped_file *f, gemma2_error *err) {
+int g2_pread_all(int fd, void *dst, size_t n, size_t off) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, (uint8_t *)dst + got, n - got, (off_t)(off + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+/* Reads the file's bytes [off, end) into a + off, except those inside the skip ranges (sorted by
+ * offset; they may overlap or nest, so the ranges are walked from the first: a model's few
+ * hundred against thousands of 2 MiB pieces). 0 or -1. */
+static int read_except(int fd, uint8_t *a, size_t off, size_t end, const g2_byte_range *skip, size_t n_skip) {
+    for (size_t i = 0; off < end;) {
+        while (i < n_skip && skip[i].off + skip[i].n <= off) i++;
+        const int in_range = i < n_skip && skip[i].off < end;
+        const size_t gap_end = !in_range ? end : skip[i].off > off ? skip[i].off : off;
+        if (gap_end > off && g2_pread_all(fd, a + off, gap_end - off, off)) return -1;
+        off = gap_end;
+        if (in_range) {
+            const size_t e = skip[i].off + skip[i].n < end ? skip[i].off + skip[i].n : end;
+            if (e > off) off = e;
+            i++;
+        }
+    }
+    return 0;
+}
+
+gemma2_status g2_mapped_file_to_memory(g2_mapped_file *f, const g2_byte_range *skip, size_t n_skip,
+                                       gemma2_error *err) {
     if (!f->data || f->size < HUGE_PAGE) return GEMMA2_OK; /* small files: not worth it */
     uint8_t *a = reserve_aligned(f->size);
     if (a == MAP_FAILED) return g2_fail(err, GEMMA2_ERR_NOMEM, "%s: cannot reserve %zu bytes", f->path, f->size);
@@ -55,17 +86,8 @@ gemma2_status g2_mapped_file_to_memory(g2_mapped_file *f, gemma2_error *err) {
     }
     int bad = 0;
 #pragma omp parallel for schedule(static) reduction(| : bad)
-    for (size_t off = 0; off < f->size; off += HUGE_PAGE) {
-        size_t n = f->size - off < HUGE_PAGE ? f->size - off : HUGE_PAGE, got = 0;
-        while (got < n) {
-            ssize_t r = pread(fd, a + off + got, n - got, (off_t)(off + got));
-            if (r <= 0) {
-                bad = 1;
-                break;
-            }
-            got += (size_t)r;
-        }
-    }
+    for (size_t off = 0; off < f->size; off += HUGE_PAGE)
+        bad |= read_except(fd, a, off, f->size - off < HUGE_PAGE ? f->size : off + HUGE_PAGE, skip, n_skip) != 0;
     close(fd);
     if (bad) {
         munmap(a, f->size);

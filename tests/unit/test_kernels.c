@@ -640,6 +640,64 @@ static void test_r16e_from_f16(void) {
     restore_isa(saved);
 }
 
+/* A tensor's plain rows in memory as the reader of g2_tensor_pack_r16e_streamed; reads that
+ * reach past fail_at fail. */
+typedef struct {
+    const uint8_t *rows;
+    size_t fail_at;
+} rows_source;
+static int read_rows_source(void *ctx, size_t off, void *dst, size_t n) {
+    const rows_source *s = ctx;
+    if (off + n > s->fail_at) return -1;
+    memcpy(dst, s->rows + off, n);
+    return 0;
+}
+
+/* g2_tensor_pack_r16e_streamed (read mode's load of BF16 and F16 tensors, model.c) gives what
+ * g2_tensor_repack_r16 gives in place, byte for byte, with the same layout and type; where it
+ * packs r16e it writes nothing past the packed groups (the destination's other bytes keep their
+ * fill). Cases: BF16 (r16e); BF16 with a group beyond its escapes, F16 holding BF16 values (r16e,
+ * as BF16), F16 with one value that is not a BF16 value and Q8_0 (r16 after reading every row);
+ * BF16 with GEMMA2_BF16_CODES=0 (r16); a read that fails (-2, the layout unchanged). */
+static void test_r16e_streamed(void) {
+    char saved[32];
+    if (!force_avx2(saved, "r16e streamed")) return;
+    enum { ROWS = 80, COLS = 544 }; /* Q8_0 needs whole blocks of 32 */
+    for (int c = 0; c < 7; c++) {
+        const int type = c == 2 || c == 3 ? GEMMA2_TYPE_F16 : c == 4 ? GEMMA2_TYPE_Q8_0 : GEMMA2_TYPE_BF16;
+        test_matrix m = make_matrix(type, ROWS, COLS, 31 + (uint64_t)c);
+        uint16_t *h = (uint16_t *)(void *)m.data;
+        for (int i = 0; c == 1 && i < 100; i++) /* group 2: 100 distinct exponents */
+            h[32 * COLS + (size_t)(i * 83) % (16 * COLS)] = (uint16_t)((30 + i) << 7 | 5);
+        for (size_t i = 0; (c == 2 || c == 3) && i < (size_t)ROWS * COLS; i++) h[i] &= 0xFFF8;
+        if (c == 3) h[(size_t)(ROWS - 1) * COLS + 7] = 0x3C01; /* 1 + 2^-10, in the last group */
+        const size_t bytes = m.t.row_bytes * ROWS, cbytes = (size_t)(ROWS / 16) * G2_R16E_GROUP_BYTES(COLS);
+        uint8_t *dst = malloc(bytes);
+        memset(dst, 0xA5, bytes);
+        g2_tensor ts = m.t;
+        ts.data = dst;
+        rows_source src = {m.data, c == 6 ? bytes / 2 : bytes};
+        if (c == 5) setenv("GEMMA2_BF16_CODES", "0", 1);
+        const int r = g2_tensor_pack_r16e_streamed(&ts, 2, read_rows_source, &src);
+        CHECK(g2_tensor_repack_r16(&m.t, 2) == 0); /* the reference, in place */
+        unsetenv("GEMMA2_BF16_CODES");
+        if (c == 6) {
+            CHECK(r == -2 && ts.layout == G2_LAYOUT_ROWS, "a failed read: %d, layout %d", r, (int)ts.layout);
+        } else {
+            const g2_layout want = c == 0 || c == 2 ? G2_LAYOUT_R16E : G2_LAYOUT_R16;
+            CHECK(r == 0 && ts.layout == want && m.t.layout == want && ts.type == m.t.type, "case %d: %d, layout %d/%d, type %d/%d",
+                  c, r, (int)ts.layout, (int)m.t.layout, ts.type, m.t.type);
+            const size_t used = want == G2_LAYOUT_R16E ? cbytes : bytes;
+            int untouched = 1;
+            for (size_t i = used; i < bytes; i++) untouched &= dst[i] == 0xA5;
+            CHECK(memcmp(dst, m.data, used) == 0 && untouched, "case %d: not the in-place bytes (%d untouched)", c, untouched);
+        }
+        free(dst);
+        free_matrix(&m);
+    }
+    restore_isa(saved);
+}
+
 /* g2_matmul_many == one g2_matmul per matrix, bit for bit: the same kernels and activations,
  * one parallel region (same activation format) or one call each (mixed formats: Q4_K + Q8_0). */
 static void test_matmul_many(void) {
@@ -860,6 +918,7 @@ int main(void) {
     RUN(test_r16_layout);
     RUN(test_r16e_layout);
     RUN(test_r16e_from_f16);
+    RUN(test_r16e_streamed);
     RUN(test_matmul_many);
     RUN(test_fine_activations);
     RUN(test_shared_chunks);

@@ -8,14 +8,17 @@
  * kernels sum in another order for one token than for many, so they agree to float32 rounding
  * (1e-5 absolute on logits of magnitude ~15); the same path twice is bit-identical. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "formats/safetensors.h"
 #include "gemma2.h"
 #include "harness.h"
 #include "kernels/matmul.h"
 #include "kernels/repack.h"
+#include "util/mapped_file.h"
 
 typedef struct {
     gemma2_model *m;
@@ -207,6 +210,36 @@ static void test_load_modes(void) {
     free(saved);
 }
 
+/* g2_mapped_file_to_memory with ranges it must not read (read mode's streamed tensors): every
+ * other byte is the file's, the skipped ones are zeros (never read, never written); ranges that
+ * cross the 2 MiB pieces the threads read, touch, overlap or lie inside another, at the file's
+ * start and end. A 5 MiB + 123 byte file of a byte pattern with no zeros. */
+static void test_to_memory_skips(void) {
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/g2_skip_test_%ld", (long)getpid());
+    const size_t size = ((size_t)5 << 20) + 123, MiB = (size_t)1 << 20;
+    uint8_t *want = malloc(size);
+    for (size_t i = 0; i < size; i++) want[i] = (uint8_t)(1 + (i * 2654435761u >> 13) % 255);
+    FILE *fp = fopen(path, "wb");
+    CHECK(fp && fwrite(want, 1, size, fp) == size && fclose(fp) == 0, "cannot write %s", path);
+    const g2_byte_range skip[] = {{0, 100},           {2 * MiB - 10, 20},      {2 * MiB + 10, 5},
+                                  {3 * MiB, MiB + 50}, {3 * MiB + 500, 10},    {4 * MiB + 50, 7},
+                                  {4 * MiB + 57, 3},   {size - 7, 7}};
+    const size_t n = sizeof skip / sizeof skip[0];
+    for (size_t k = 0; k < n; k++) memset(want + skip[k].off, 0, skip[k].n);
+    g2_mapped_file f;
+    gemma2_error err;
+    CHECK(g2_map_file(path, &f, &err) == GEMMA2_OK, "%s", err.msg);
+    CHECK(g2_mapped_file_to_memory(&f, skip, n, &err) == GEMMA2_OK, "%s", err.msg);
+    size_t bad = 0, first = 0;
+    for (size_t i = 0; i < size; i++)
+        if (f.data[i] != want[i] && !bad++) first = i;
+    CHECK(bad == 0, "%zu bytes differ, the first at %zu", bad, first);
+    g2_unmap_file(&f);
+    unlink(path);
+    free(want);
+}
+
 /* The ring buffer of a local layer holds min(n_ctx, window) positions. */
 static void test_kv_bytes(void) {
     gemma2_config c;
@@ -322,6 +355,7 @@ int main(void) {
     RUN(test_pieces_and_ring);
     RUN(test_kv_bytes);
     RUN(test_load_modes);
+    RUN(test_to_memory_skips);
     RUN(test_rewind);
     RUN(test_bad_tokens_and_full_context);
     RUN(test_kv_types);
