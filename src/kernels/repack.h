@@ -31,7 +31,7 @@
  * A tensor is repacked in place at load time (gemma2_model_open with GEMMA2_LOAD_READ, where
  * the weights live in memory the process owns) and marked with layout G2_LAYOUT_R16; g2_matmul
  * reads either layout. Tensors whose row count is not a multiple of 16 stay as they are. An
- * r16e tensor (below) is instead packed as it is read from its file (g2_tensor_pack_r16e_streamed). 
+ * r16e tensor (below) is instead packed as it is read from its file (g2_tensor_pack_r16e_streamed).
  *
  * r16e (G2_LAYOUT_R16E, bf16_codes.c): BF16 groups in 12 bits a weight, losslessly, a sign and
  * mantissa byte and a 4-bit code of the exponent; the layout of a group is in bf16_codes.c.

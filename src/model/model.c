@@ -78,13 +78,27 @@ static int file_of(gemma2_model *m, const g2_tensor *t) {
  * size and leaves the load less to write. */
 static int streamed(gemma2_model *m, const g2_tensor *t) { return g2_r16e_candidate(t) && file_of(m, t) >= 0; }
 
-/* What the streamed tensors would save, for the choice of load mode: BF16 ones only (an F16
- * tensor is known to hold BF16 values only once it has been read). */
-static size_t r16e_saving(gemma2_model *m) {
+/* Does an F16 tensor's first group of 16 rows hold BF16 values only? Read from the file (the
+ * mapping's pages would count in the RSS); 0 when it cannot be read. */
+static int f16_looks_bf16(gemma2_model *m, const g2_tensor *t, const int *fds) {
+    const int i = file_of(m, t);
+    const size_t gbytes = t->row_bytes * G2_R16;
+    uint8_t *g = malloc(gbytes);
+    const int yes = g && !g2_pread_all(fds[i], g, gbytes, (size_t)((const uint8_t *)t->data - file_at(m, i)->data)) &&
+                    !g2_f16_to_bf16_exact_avx2(g, g, gbytes / 2);
+    free(g);
+    return yes;
+}
+
+/* What the streamed tensors would save, for the choice of load mode: BF16 ones, and F16 ones
+ * whose first group holds BF16 values only (an F16 file converted from BF16: a true F16 tensor
+ * shows itself in its first group, bar a group of exact values by chance, which the 1/4 of
+ * margin of `auto` absorbs). */
+static size_t r16e_saving(gemma2_model *m, const int *fds) {
     size_t saved = 0;
     for (int i = 0; i < n_matrices(m); i++) {
         const g2_tensor *t = matrix_at(m, i);
-        if (t->type == GEMMA2_TYPE_BF16 && streamed(m, t))
+        if (streamed(m, t) && (t->type == GEMMA2_TYPE_BF16 || f16_looks_bf16(m, t, fds)))
             saved += (size_t)t->rows * t->row_bytes - (size_t)(t->rows / G2_R16) * G2_R16E_GROUP_BYTES(t->cols);
     }
     return saved;
@@ -152,18 +166,11 @@ static int repack_one(gemma2_model *m, g2_tensor *t, const int *fds) {
  * of 16 (g2_tensor_row_f32), a few microseconds per token. Tensors packed in 12 bits a weight
  * (r16e, where AVX2 is the best ISA: BF16, and F16 holding BF16 values) are read from their
  * file and packed here (`streamed` above). */
-static gemma2_status repack_weights(gemma2_model *m, gemma2_error *err) {
-    const int nf = n_files(m);
-    int *fds = malloc(sizeof *fds * (size_t)nf);
-    if (!fds) return g2_fail(err, GEMMA2_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < nf; i++) fds[i] = -1;
+static gemma2_status repack_weights(gemma2_model *m, const int *fds, gemma2_error *err) {
     gemma2_status s = GEMMA2_OK;
-    for (int i = 0; !s && i < nf; i++) {
+    for (int i = 0; !s && i < n_files(m); i++)
         if (g2_mapped_file_set_writable(file_at(m, i), 1))
             s = g2_fail(err, GEMMA2_ERR_NOMEM, "%s: cannot make the weights writable", file_at(m, i)->path);
-        else if ((fds[i] = open(file_at(m, i)->path, O_RDONLY)) < 0)
-            s = g2_fail(err, GEMMA2_ERR_IO, "%s: cannot open: %s", file_at(m, i)->path, strerror(errno));
-    }
     for (int j = 0; !s && j < n_matrices(m); j++) {
         g2_tensor *t = matrix_at(m, j);
         const int r = repack_one(m, t, fds);
@@ -171,12 +178,26 @@ static gemma2_status repack_weights(gemma2_model *m, gemma2_error *err) {
         if (r == -2)
             s = g2_fail(err, GEMMA2_ERR_IO, "%s: read failed (file changed or truncated?)", file_at(m, file_of(m, t))->path);
     }
-    for (int i = 0; i < nf; i++) {
-        g2_mapped_file_set_writable(file_at(m, i), 0);
-        if (fds[i] >= 0) close(fds[i]);
-    }
-    free(fds);
+    for (int i = 0; i < n_files(m); i++) g2_mapped_file_set_writable(file_at(m, i), 0);
     return s;
+}
+
+/* The model's files opened for pread (the streamed tensors, and the look at F16 ones): *out
+ * holds one descriptor per file, for close_files. */
+static gemma2_status open_files(gemma2_model *m, int **out, gemma2_error *err) {
+    int *fds = malloc(sizeof *fds * (size_t)n_files(m));
+    if (!fds) return g2_fail(err, GEMMA2_ERR_NOMEM, "out of memory");
+    *out = fds;
+    for (int i = 0; i < n_files(m); i++) fds[i] = -1;
+    for (int i = 0; i < n_files(m); i++)
+        if ((fds[i] = open(file_at(m, i)->path, O_RDONLY)) < 0)
+            return g2_fail(err, GEMMA2_ERR_IO, "%s: cannot open: %s", file_at(m, i)->path, strerror(errno));
+    return GEMMA2_OK;
+}
+static void close_files(gemma2_model *m, int *fds) {
+    for (int i = 0; fds && i < n_files(m); i++)
+        if (fds[i] >= 0) close(fds[i]);
+    free(fds);
 }
 
 gemma2_status gemma2_model_open(const char *path, const gemma2_model_options *opt, gemma2_model **out,
@@ -190,20 +211,23 @@ gemma2_status gemma2_model_open(const char *path, const gemma2_model_options *op
     /* bound to the file mappings; in read mode the copies take their place at the same addresses */
     if (!s) s = g2_model_bind_weights(m, err);
     gemma2_load_mode mode = opt ? opt->load_mode : GEMMA2_LOAD_MMAP;
+    int *fds = NULL;
+    if (!s && mode != GEMMA2_LOAD_MMAP && g2_r16_kernels_available()) s = open_files(m, &fds, err);
     if (!s && mode == GEMMA2_LOAD_AUTO) {
         size_t bytes = 0, avail = mem_available();
         for (int i = 0; i < n_files(m); i++) bytes += file_at(m, i)->size;
-        if (g2_r16_kernels_available()) bytes -= r16e_saving(m);
+        if (fds) bytes -= r16e_saving(m, fds);
         mode = avail && bytes <= avail / 4 * 3 ? GEMMA2_LOAD_READ : GEMMA2_LOAD_MMAP;
     }
     m->stats.load_mode = mode == GEMMA2_LOAD_READ ? GEMMA2_LOAD_READ : GEMMA2_LOAD_MMAP;
-    const int repack = mode == GEMMA2_LOAD_READ && g2_r16_kernels_available();
+    const int repack = mode == GEMMA2_LOAD_READ && fds; /* where there are r16 kernels */
     if (!s && mode == GEMMA2_LOAD_READ) {
         if (repack) s = files_to_memory(m, err);
         for (int i = 0; !s && !repack && i < n_files(m); i++) s = g2_mapped_file_to_memory(file_at(m, i), NULL, 0, err);
     }
     m->stats.read_bytes = m->stats.weight_bytes; /* repack_weights takes off what r16e saves */
-    if (!s && repack) s = repack_weights(m, err);
+    if (!s && repack) s = repack_weights(m, fds, err);
+    close_files(m, fds);
     if (s) {
         gemma2_model_close(m);
         return s;
