@@ -71,6 +71,16 @@ static int file_of(gemma2_model *m, const g2_tensor *t) {
     return -1;
 }
 
+/* Where t's bytes start in file i (file_of). */
+static size_t offset_in_file(gemma2_model *m, const g2_tensor *t, int i) {
+    return (size_t)((const uint8_t *)t->data - file_at(m, i)->data);
+}
+
+/* The bytes of an r16e tensor past its packed groups: the quarter r16e does not use. */
+static size_t r16e_unused(const g2_tensor *t) {
+    return (size_t)t->rows * t->row_bytes - (size_t)(t->rows / G2_R16) * G2_R16E_GROUP_BYTES(t->cols);
+}
+
 /* In read mode, tensors that go into r16e (BF16, and F16 holding BF16 values, where AVX2 is the
  * best ISA) are not copied with the rest of the file: they are read a group at a time and packed
  * straight into place (g2_tensor_pack_r16e_streamed), so the quarter of their bytes r16e saves
@@ -84,8 +94,7 @@ static int f16_looks_bf16(gemma2_model *m, const g2_tensor *t, const int *fds) {
     const int i = file_of(m, t);
     const size_t gbytes = t->row_bytes * G2_R16;
     uint8_t *g = malloc(gbytes);
-    const int yes = g && !g2_pread_all(fds[i], g, gbytes, (size_t)((const uint8_t *)t->data - file_at(m, i)->data)) &&
-                    !g2_f16_to_bf16_exact_avx2(g, g, gbytes / 2);
+    const int yes = g && !g2_pread_all(fds[i], g, gbytes, offset_in_file(m, t, i)) && !g2_f16_to_bf16_exact_avx2(g, g, gbytes / 2);
     free(g);
     return yes;
 }
@@ -98,8 +107,7 @@ static size_t r16e_saving(gemma2_model *m, const int *fds) {
     size_t saved = 0;
     for (int i = 0; i < n_matrices(m); i++) {
         const g2_tensor *t = matrix_at(m, i);
-        if (streamed(m, t) && (t->type == GEMMA2_TYPE_BF16 || f16_looks_bf16(m, t, fds)))
-            saved += (size_t)t->rows * t->row_bytes - (size_t)(t->rows / G2_R16) * G2_R16E_GROUP_BYTES(t->cols);
+        if (streamed(m, t) && (t->type == GEMMA2_TYPE_BF16 || f16_looks_bf16(m, t, fds))) saved += r16e_unused(t);
     }
     return saved;
 }
@@ -119,8 +127,7 @@ static gemma2_status files_to_memory(gemma2_model *m, gemma2_error *err) {
         for (int j = 0; j < n_matrices(m); j++) {
             const g2_tensor *t = matrix_at(m, j);
             if (streamed(m, t) && file_of(m, t) == i)
-                skip[n++] = (g2_byte_range){(size_t)((const uint8_t *)t->data - file_at(m, i)->data),
-                                            (size_t)t->rows * t->row_bytes};
+                skip[n++] = (g2_byte_range){offset_in_file(m, t, i), (size_t)t->rows * t->row_bytes};
         }
         qsort(skip, n, sizeof *skip, cmp_range);
         s = g2_mapped_file_to_memory(file_at(m, i), skip, n, err);
@@ -145,16 +152,16 @@ static int repack_one(gemma2_model *m, g2_tensor *t, const int *fds) {
     int r;
     if (streamed(m, t)) {
         const int i = file_of(m, t);
-        tensor_source src = {fds[i], (size_t)((const uint8_t *)t->data - file_at(m, i)->data)};
+        tensor_source src = {fds[i], offset_in_file(m, t, i)};
         r = g2_tensor_pack_r16e_streamed(t, m->n_threads, read_tensor_part, &src);
     } else {
         r = g2_tensor_repack_r16(t, m->n_threads);
     }
     m->stats.n_repacked += r == 0;
-    if (r == 0 && t->layout == G2_LAYOUT_R16E) { /* the quarter of the tensor that r16e left unused */
-        const size_t used = (size_t)(t->rows / G2_R16) * G2_R16E_GROUP_BYTES(t->cols), all = (size_t)t->rows * t->row_bytes;
-        g2_mapped_file_release((const uint8_t *)t->data + used, all - used);
-        m->stats.read_bytes -= all - used;
+    if (r == 0 && t->layout == G2_LAYOUT_R16E) { /* given back where an in-place repack had touched it */
+        const size_t unused = r16e_unused(t);
+        g2_mapped_file_release((const uint8_t *)t->data + (size_t)t->rows * t->row_bytes - unused, unused);
+        m->stats.read_bytes -= unused;
     }
     return r;
 }
