@@ -1,6 +1,7 @@
 /* bf16_codes.c - the r16e layout (repack.h): BF16 groups of 16 rows stored in 12 bits a weight,
- * losslessly, for decode on AVX2. Compression, escape checks and unpacking in portable C; the
- * AVX2 decode and widening kernels are in r16_avx2.c.
+ * losslessly, for decode on AVX2 and AVX-512. Compression, escape checks and unpacking in
+ * portable C; the AVX2 decode and widening kernels are in r16_avx2.c, AVX-512's decode kernel
+ * (bf16 activations) in r16_avx512.c.
  *
  * Why: decode reads every weight once per token and is bound by memory bandwidth. A bf16 is a
  * sign, an 8-bit exponent and a 7-bit mantissa, and the weights of one matrix use few exponents:

@@ -352,11 +352,12 @@ G2_INLINE r16e_state r16e_begin(const uint8_t *g, int64_t cols) {
     return st;
 }
 
-/* Column pair p's 32 weights at s (48 bytes) as fp32: f[0] column 2p rows 0-7, f[1] column 2p + 1
- * rows 0-7, f[2] and f[3] the same for rows 8-15. Each fp32 is built from its bytes 2 and 3:
- * byte 3 = sign | e >> 1, byte 2 = (e & 1) << 7 | mantissa, the exponent bytes looked up by code
- * (vpshufb); code 15 is an escape, rare, whose exponent comes from the group's list. */
-G2_INLINE void r16e_pair(r16e_state *st, const uint8_t *s, __m256 f[4]) {
+/* Column pair p's 32 weights at s (48 bytes) as bf16 words: wl's lane 0 holds column 2p rows 0-3
+ * then column 2p + 1 rows 0-3, its lane 1 the same for rows 4-7; wh the same for rows 8-15. Each
+ * word is built from two bytes: the high one = sign | e >> 1, the low one = (e & 1) << 7 |
+ * mantissa, the exponent bytes looked up by code (vpshufb); code 15 is an escape, rare, whose
+ * exponent comes from the group's list. */
+G2_INLINE void r16e_words(r16e_state *st, const uint8_t *s, __m256i *wl, __m256i *wh) {
     const __m256i sm = _mm256_loadu_si256((const __m256i *)(const void *)s);
     const __m256i cx = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(s + 32)));
     /* low nibbles in the low lane, high nibbles in the high lane */
@@ -377,7 +378,16 @@ G2_INLINE void r16e_pair(r16e_state *st, const uint8_t *s, __m256 f[4]) {
         b2 = _mm256_loadu_si256((const __m256i *)(const void *)B2);
         b3 = _mm256_loadu_si256((const __m256i *)(const void *)B3);
     }
-    const __m256i zero = _mm256_setzero_si256(), wl = _mm256_unpacklo_epi8(b2, b3), wh = _mm256_unpackhi_epi8(b2, b3);
+    *wl = _mm256_unpacklo_epi8(b2, b3);
+    *wh = _mm256_unpackhi_epi8(b2, b3);
+}
+
+/* The same 32 weights as fp32 (a bf16 is the top half of its fp32): f[0] column 2p rows 0-7, f[1]
+ * column 2p + 1 rows 0-7, f[2] and f[3] the same for rows 8-15. */
+G2_INLINE void r16e_pair(r16e_state *st, const uint8_t *s, __m256 f[4]) {
+    __m256i wl, wh;
+    r16e_words(st, s, &wl, &wh);
+    const __m256i zero = _mm256_setzero_si256();
     f[0] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, wl));
     f[1] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, wl));
     f[2] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, wh));
@@ -412,6 +422,22 @@ void g2_r16e_widen_group_avx2(int64_t cols, const uint8_t *src, uint8_t *dst) {
         r16e_pair(&st, s, f);
         store_halves(out + (size_t)(2 * p) * G2_R16, f[0], f[2]);
         store_halves(out + (size_t)(2 * p + 1) * G2_R16, f[1], f[3]);
+    }
+}
+
+/* An r16e group as the r16 BF16 group of the same values (16 x cols x 2 bytes at dst: per column
+ * pair, row r's two bf16 at 4r): each 128-bit lane of wl / wh holds 4 rows' even columns, then
+ * their odd ones; one in-lane shuffle pairs them up. */
+void g2_r16e_to_r16_group_avx2(int64_t cols, const uint8_t *src, uint8_t *dst) {
+    r16e_state st = r16e_begin(src, cols);
+    const __m256i pair = _mm256_setr_epi8(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15, 0, 1, 8, 9, 2, 3, 10, 11, 4,
+                                          5, 12, 13, 6, 7, 14, 15);
+    const uint8_t *s = src + 32;
+    for (int64_t p = 0; p < cols / 2; p++, s += 48, dst += 64) {
+        __m256i wl, wh;
+        r16e_words(&st, s, &wl, &wh);
+        _mm256_storeu_si256((__m256i *)(void *)dst, _mm256_shuffle_epi8(wl, pair));
+        _mm256_storeu_si256((__m256i *)(void *)(dst + 32), _mm256_shuffle_epi8(wh, pair));
     }
 }
 

@@ -203,6 +203,76 @@ __attribute__((target("avx512bf16"))) G2_INLINE void tile_bf16dot_n(const int NT
 }
 
 
+/* ---- r16e (BF16 in 12 bits a weight, layout: bf16_codes.c) with bf16 activations ------------ */
+
+/* Word i (of 32) of pair p's r16 vector (row i / 2's column 2p + i % 2) within (wl, wh), the
+ * bytes of pairs p and p + 1 interleaved into words as AVX2's r16e kernel does it (r16_avx2.c):
+ * lanes 0-1 of wl hold pair p's rows 0-3 and 4-7 (even columns, then odd ones), lanes 2-3 pair
+ * p + 1's; wh the same for rows 8-15. vpermt2w indices (32 + i: wh's word i). */
+static inline __m512i r16e_word_index(int second) {
+    uint16_t idx[32];
+    for (int i = 0; i < 32; i++) {
+        const int r = i / 2, o = i % 2;
+        idx[i] = (uint16_t)((r < 8 ? 0 : 32) + 16 * second + 8 * ((r & 7) >> 2) + 4 * o + (r & 3));
+    }
+    return _mm512_loadu_si512(idx);
+}
+
+/* Prefetch distance of the r16e decode kernel: three times the r16 kernels' (R16_PF). 2B BF16 on
+ * a 2-vCPU Zen 5 host (`gemma2 bench -p 0 -n 64 -r 2`, a build per distance, each run twice
+ * beside the bandwidth probe, which read 73-85 GB/s): 0 (none) 12.8 t/s, 2048 14.4, 8192
+ * 17.3-17.7, 12288 18.1-18.3, 16384 17.9-18.0; 4096 gave 15.4-15.6 in an earlier series. The
+ * r16 kernels did not gain from 12288 (BF16 14.46 both, Q4_0 40.4 -> 37.9 t/s). */
+#define R16E_PF 12288
+
+/* r16e decode with bf16 activations (G2_ACT_BF16 record x): two column pairs (96 bytes) a step
+ * become the two r16 BF16 vectors of the same bits (a 4-bit code per weight looked up into its
+ * exponent bytes by vpshufb, the sign and mantissa byte or-ed in, words gathered by vpermt2w),
+ * and go into the accumulators as tile_bf16dot_n's decode (NT = 1) takes them: even pairs into
+ * one, odd pairs into the other, then their sum. The same products in the same order: the bits
+ * of the tensor left r16, from 0.75 of the bytes. */
+__attribute__((target("avx512bf16"))) void g2_r16e_decode_bf16dot_avx512(const uint8_t *g, int64_t cols,
+                                                                         const uint8_t *x, float *y) {
+    const __m512i hi = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)g));
+    const __m512i lo = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)(g + 16)));
+    const __m512i nib = _mm512_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4, 0, 0, 0, 0, 4, 4, 4, 4);
+    const __m512i m0f = _mm512_set1_epi8(0x0F), m80 = _mm512_set1_epi8((char)0x80), m7f = _mm512_set1_epi8(0x7F);
+    const __m512i idx0 = r16e_word_index(0), idx1 = r16e_word_index(1);
+    const uint8_t *esc = g + G2_R16E_GROUP_BYTES(cols) - G2_R16E_ESC, *s = g + 32;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    const int64_t pairs = cols / 2;
+    for (int64_t p = 0; p < pairs; p += 2, s += 96) {
+        const int two = p + 1 < pairs; /* a last pair alone: the upper halves stay zero */
+        R16_PREFETCH(1, s + R16E_PF, 96);
+        const __m256i sm0 = _mm256_loadu_si256((const __m256i *)(const void *)s);
+        const __m256i cx0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(s + 32)));
+        __m512i sm = _mm512_castsi256_si512(sm0), cx = _mm512_castsi256_si512(cx0);
+        if (two) {
+            sm = _mm512_inserti64x4(sm, _mm256_loadu_si256((const __m256i *)(const void *)(s + 48)), 1);
+            cx = _mm512_inserti64x4(cx, _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(s + 80))), 1);
+        } else {
+            sm = _mm512_zextsi256_si512(sm0);
+            cx = _mm512_zextsi256_si512(cx0);
+        }
+        const __m512i c = _mm512_and_si512(_mm512_srlv_epi32(cx, nib), m0f);
+        __m512i b3 = _mm512_ternarylogic_epi32(sm, m80, _mm512_shuffle_epi8(hi, c), 0xEA); /* (a & b) | c */
+        __m512i b2 = _mm512_ternarylogic_epi32(sm, m7f, _mm512_shuffle_epi8(lo, c), 0xEA);
+        uint64_t m = _mm512_cmpeq_epi8_mask(c, m0f);
+        /* escapes, in stream order (pair p's weights, then p + 1's), or-ed into their bytes in
+         * registers: through memory, the vector reload after byte stores cannot be forwarded */
+        for (; __builtin_expect(m != 0, 0); m &= m - 1) {
+            const __mmask64 k = m & -m;
+            const uint8_t e = *esc++;
+            b3 = _mm512_or_si512(b3, _mm512_maskz_set1_epi8(k, (char)(e >> 1)));
+            b2 = _mm512_or_si512(b2, _mm512_maskz_set1_epi8(k, (char)((e & 1) << 7)));
+        }
+        const __m512i wl = _mm512_unpacklo_epi8(b2, b3), wh = _mm512_unpackhi_epi8(b2, b3);
+        acc0 = dp_pair(acc0, (__m512bh)_mm512_permutex2var_epi16(wl, idx0, wh), x, p);
+        if (two) acc1 = dp_pair(acc1, (__m512bh)_mm512_permutex2var_epi16(wl, idx1, wh), x, p + 1);
+    }
+    _mm512_storeu_ps(y, _mm512_add_ps(acc0, acc1));
+}
+
 /* Q4_0 and Q8_0 (Q8 = 0 / 1) with int8 activations (G2_ACT_Q8_32): per block of 32, 8
  * vpdpbusd of 16 rows x 4 unsigned weights with a broadcast word of 4 activations, then one fp32
  * step with the 16 rows' scales. Q4_0's nibbles are split out of 4 vectors and their -8 offset

@@ -35,9 +35,11 @@
  *
  * r16e (G2_LAYOUT_R16E, bf16_codes.c): BF16 groups in 12 bits a weight, losslessly, a sign and
  * mantissa byte and a 4-bit code of the exponent; the layout of a group is in bf16_codes.c.
- * Where the CPU's best kernels are AVX2's, BF16 tensors are stored so (decode reads 0.75 of the
- * bytes, bit-identical products), and so are F16 tensors whose every value is a BF16 value (an
- * F16 file converted from a BF16 checkpoint): they become BF16 tensors of the same values.
+ * Where the CPU's best kernels are AVX2's, or AVX-512's with BF16 products on bf16 activations
+ * (vdpbf16ps, the default on AVX512-BF16 CPUs), BF16 tensors are stored so (decode reads 0.75 of
+ * the bytes, products bit-identical to r16's on the same ISA), and so are F16 tensors whose every
+ * value is a BF16 value (an F16 file converted from a BF16 checkpoint): they become BF16 tensors
+ * of the same values (on AVX-512 their products then take bf16 activations, as BF16's do).
  * GEMMA2_BF16_CODES=0 keeps them r16. The groups lie
  * G2_R16E_GROUP_BYTES(cols) apart from the tensor's start; the rest of its bytes are unused. */
 #ifndef G2_REPACK_H
@@ -85,13 +87,21 @@ void g2_r16e_unpack_group(int64_t cols, const uint8_t *src, uint8_t *dst, size_t
  * same values (16 * cols * 4 bytes at dst), for prefill through the F32 tile. */
 void g2_r16e_decode_avx2(const uint8_t *group, int64_t cols, const float *x, float *y);
 void g2_r16e_widen_group_avx2(int64_t cols, const uint8_t *src, uint8_t *dst);
+/* An r16e group as the r16 BF16 group of the same values (16 * cols * 2 bytes at dst): AVX-512
+ * prefill runs r16e tensors through its r16 BF16 tiles (matmul.c). */
+void g2_r16e_to_r16_group_avx2(int64_t cols, const uint8_t *src, uint8_t *dst);
+/* AVX-512 + AVX512-BF16 (r16_avx512.c): decode of one r16e group with bf16 activations (x: a
+ * G2_ACT_BF16 record), the products and order of the r16 BF16 kernel with vdpbf16ps. */
+void g2_r16e_decode_bf16dot_avx512(const uint8_t *group, int64_t cols, const uint8_t *x, float *y);
 /* AVX2 + F16C (r16_avx2.c): n fp16 values at src (n a multiple of 16) as bf16 at dst; returns 0
  * when every one was a bf16 value (exact), 1 when one was not (dst then holds truncations). */
 int g2_f16_to_bf16_exact_avx2(const uint8_t *src, uint8_t *dst, size_t n);
 
 /* Does a BF16 tensor (or an F16 one whose values are all BF16 values) get r16e now? When the
- * active ISA is AVX2 (the CPU's best, or forced by GEMMA2_ISA=avx2) and GEMMA2_BF16_CODES is not
- * "0". Tensors of 12 columns or fewer never do (a group would take as many bytes or more). */
+ * active ISA is AVX2 (the CPU's best, or forced by GEMMA2_ISA=avx2), or AVX-512 with
+ * g2_bf16_dot_in_use (r16e's AVX-512 decode kernel takes bf16 activations; with
+ * GEMMA2_BF16_DOT=0 the tensors stay r16, whose AVX-512 kernels take fp32 ones), and
+ * GEMMA2_BF16_CODES is not "0". Tensors of 12 columns or fewer never do (a group would take as many bytes or more). */
 int g2_r16e_wanted(void);
 
 /* Repacks a plain tensor in place (its data must be writable) and sets t->layout (r16, or r16e

@@ -81,8 +81,8 @@ static size_t r16e_unused(const g2_tensor *t) {
     return (size_t)t->rows * t->row_bytes - (size_t)(t->rows / G2_R16) * G2_R16E_GROUP_BYTES(t->cols);
 }
 
-/* In read mode, tensors that go into r16e (BF16, and F16 holding BF16 values, where AVX2 is the
- * best ISA) are not copied with the rest of the file: they are read a group at a time and packed
+/* In read mode, tensors that go into r16e (BF16, and F16 holding BF16 values, where
+ * g2_r16e_wanted) are not copied with the rest of the file: they are read a group at a time and packed
  * straight into place (g2_tensor_pack_r16e_streamed), so the quarter of their bytes r16e saves
  * is never in memory. That lowers the peak RSS of such a model from its file size to its packed
  * size and leaves the load less to write. */
@@ -171,7 +171,7 @@ static int repack_one(gemma2_model *m, g2_tensor *t, const int *fds) {
  * layout (kernels/repack.h) where their type and shape allow it. That includes the token
  * embedding, the output head of every token; looking up a token's row then unpacks its group
  * of 16 (g2_tensor_row_f32), a few microseconds per token. Tensors packed in 12 bits a weight
- * (r16e, where AVX2 is the best ISA: BF16, and F16 holding BF16 values) are read from their
+ * (r16e, where g2_r16e_wanted: BF16, and F16 holding BF16 values) are read from their
  * file and packed here (`streamed` above). */
 static gemma2_status repack_weights(gemma2_model *m, const int *fds, gemma2_error *err) {
     gemma2_status s = GEMMA2_OK;

@@ -579,12 +579,20 @@ static void test_r16e_layout(void) {
             }
             int bad = outputs_off(m.deq, x, y, n, ROWS, COLS);
             CHECK(bad == 0, "variant %d n %d: %d outputs off", variant, n, bad);
-            /* r16e has no AVX-512 kernel: an AVX-512 request runs AVX2's and gives its bits. A
-             * tensor left r16 (variant 1) runs AVX-512's own r16 kernels where the CPU has them,
-             * whose sums go in another order: checked against the float64 sums instead. */
+            /* An AVX-512 request (where the CPU has it): r16e prefill runs AVX-512's r16 BF16
+             * tiles on the same values, so it gives r16's bits on that request; r16e decode on
+             * fp32 activations (GEMMA2_BF16_DOT=0 here) is AVX2's, so AVX2's bits
+             * (test_bf16_dot_option covers AVX-512's r16e decode with bf16 activations). Other
+             * sums go in other orders: checked against the float64 sums. */
             CHECK(g2_matmul_isa(G2_ISA_AVX512, &m.t, x, n, y1, 2) == 0);
-            if (m.t.layout == G2_LAYOUT_R16E)
+            if (m.t.layout == G2_LAYOUT_R16E && n == 1)
                 CHECK(memcmp(y, y1, (size_t)n * ROWS * 4) == 0, "variant %d n %d: an AVX-512 request", variant, n);
+            if (m.t.layout == G2_LAYOUT_R16E && n > 1) {
+                float *y16 = malloc(NMAX * ROWS * 4);
+                CHECK(g2_matmul_isa(G2_ISA_AVX512, &t16, x, n, y16, 2) == 0);
+                CHECK(memcmp(y16, y1, (size_t)n * ROWS * 4) == 0, "variant %d n %d: not r16's AVX-512 bits", variant, n);
+                free(y16);
+            }
             bad = outputs_off(m.deq, x, y1, n, ROWS, COLS);
             CHECK(bad == 0, "variant %d n %d: %d AVX-512 outputs off", variant, n, bad);
             CHECK(g2_matmul_isa(G2_ISA_SCALAR, &m.t, x, n, y, 1) == 0 && g2_matmul_isa(G2_ISA_SCALAR, &tp, x, n, y1, 1) == 0);
@@ -871,8 +879,10 @@ static void test_isa_override(void) {
  * 2^-9 each), so the product is within 2^-8 * sum|w*x| of the exact one; and it is the product
  * with the rounded activations, to fp32 summation (3e-5 * sum|w*x|: 1152 pairs summed in fp32
  * lanes, measured below 1e-6). Plain rows (19: tiles with a remainder; 2304 columns, and 161 for
- * the decode row kernel's tail after its 128-wide step) and r16 groups (48 rows), decode (1
- * token) and prefill (6; 20 = one 16-token pass and a 4-token one). */
+ * the decode row kernel's tail after its 128-wide step), r16 groups (48 rows) and r16e groups
+ * (the same rows, and 162 columns: an odd count of column pairs, the decode kernel's tail),
+ * decode (1 token) and prefill (6; 20 = one 16-token pass and a 4-token one). r16e gives r16's
+ * bits (the same products in the same order, from other bytes). */
 static void test_bf16_dot_option(void) {
     if (!g2_isa_available(G2_ISA_AVX512) || !__builtin_cpu_supports("avx512bf16")) {
         printf("# skip bf16 dot: no AVX512-BF16\n");
@@ -881,16 +891,38 @@ static void test_bf16_dot_option(void) {
     enum { NMAX = 20, CMAX = 2304 };
     float *x = malloc(NMAX * CMAX * 4), *y = malloc(NMAX * 48 * 4);
     random_fill(x, NMAX * CMAX, 10, 1.0);
-    for (int v = 0; v < 3; v++) {
-        const int layout = v == 2, rows = layout ? 48 : 19, C = v == 1 ? 161 : CMAX;
+    float *y16 = malloc(NMAX * 48 * 4);
+    for (int v = 0; v < 5; v++) {
+        const int layout = v >= 2, rows = layout ? 48 : 19, C = v == 1 ? 161 : v == 4 ? 162 : CMAX;
         test_matrix m = make_matrix(GEMMA2_TYPE_BF16, rows, C, 8);
-        if (layout) CHECK(g2_tensor_repack_r16(&m.t, 2) == 0);
+        g2_tensor t16 = m.t; /* v 3, 4: r16e, and t16 the same values in r16 */
+        if (v >= 3) {
+            t16.data = malloc(m.t.row_bytes * (size_t)rows);
+            memcpy((void *)t16.data, m.data, m.t.row_bytes * (size_t)rows);
+        }
+        if (layout) { /* r16e on AVX-512 where its products are vdpbf16ps's: the default */
+            setenv("GEMMA2_BF16_CODES", v >= 3 ? "1" : "0", 1);
+            unsetenv("GEMMA2_BF16_DOT");
+            CHECK(g2_tensor_repack_r16(&m.t, 2) == 0 && m.t.layout == (v >= 3 ? G2_LAYOUT_R16E : G2_LAYOUT_R16));
+            setenv("GEMMA2_BF16_DOT", "0", 1);
+            if (g2_isa_active() == G2_ISA_AVX512) CHECK(!g2_r16e_wanted(), "GEMMA2_BF16_DOT=0 keeps r16 on AVX-512");
+            unsetenv("GEMMA2_BF16_CODES");
+        }
+        if (v >= 3) {
+            setenv("GEMMA2_BF16_CODES", "0", 1);
+            CHECK(g2_tensor_repack_r16(&t16, 2) == 0 && t16.layout == G2_LAYOUT_R16);
+            unsetenv("GEMMA2_BF16_CODES");
+        }
         static const int ns[] = {1, 6, 20};
         for (int k = 0; k < 6; k++) {
             const int N = ns[k % 3];
             if (k < 3) unsetenv("GEMMA2_BF16_DOT"); /* the default */
             else setenv("GEMMA2_BF16_DOT", "1", 1);
             g2_matmul_isa(G2_ISA_AVX512, &m.t, x, N, y, 2);
+            if (v >= 3) {
+                g2_matmul_isa(G2_ISA_AVX512, &t16, x, N, y16, 2);
+                CHECK(memcmp(y, y16, (size_t)N * rows * 4) == 0, "r16e, %d columns, %d tokens: not r16's bits", C, N);
+            }
             setenv("GEMMA2_BF16_DOT", "0", 1);
             int bad = 0, bad_rounded = 0;
             for (int t = 0; t < N; t++)
@@ -906,12 +938,14 @@ static void test_bf16_dot_option(void) {
                     if (fabs(y[t * rows + r] - er) > 3e-5 * mag) bad_rounded++;
                 }
             CHECK(bad == 0 && bad_rounded == 0, "%s, %d columns, %s, %d tokens: %d off exact, %d off the rounded product",
-                  layout ? "r16" : "rows", C, k < 3 ? "default" : "GEMMA2_BF16_DOT=1", N, bad, bad_rounded);
+                  v >= 3 ? "r16e" : layout ? "r16" : "rows", C, k < 3 ? "default" : "GEMMA2_BF16_DOT=1", N, bad, bad_rounded);
         }
+        if (v >= 3) free((void *)t16.data);
         free_matrix(&m);
     }
     free(x);
     free(y);
+    free(y16);
 }
 
 int main(void) {
