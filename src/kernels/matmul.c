@@ -68,20 +68,26 @@ static int64_t r16_block_rows(size_t rb) {
     return block < G2_R16 ? G2_R16 : block;
 }
 
-/* Prefill on plain rows (mmap mode: the file's pages cannot be repacked in place): a block of
- * rows at a time is packed into r16 groups in scratch and run through the r16 kernels, as if
- * the tensor had been repacked at load. The packing is paid once per block for all n tokens.
- * Rows [r0, r1), r0 a multiple of 16, of a tensor g2_r16_supported accepts. */
+/* Prefill on a tensor whose groups are not r16 in memory: a block of rows at a time is turned
+ * into r16 groups in scratch and run through the r16 kernels, as if the tensor were r16. The
+ * conversion is paid once per block for all n tokens. Plain rows (mmap mode: the file's pages
+ * cannot be repacked in place) are packed; r16e groups (repack.h) are turned back into r16 BF16
+ * groups of the same values, so that AVX-512 prefill runs its r16 BF16 tiles on them. Rows [r0,
+ * r1), r0 a multiple of 16, of a tensor g2_r16_supported accepts. */
 static int compute_rows_packed(g2_r16_tile_fn tile, int nt_max, const g2_tensor *w, const g2_act *a, int n, float *y,
                                int64_t r0, int64_t r1) {
-    const size_t rb = w->row_bytes, ldy = (size_t)w->rows;
+    const size_t rb = w->row_bytes, ldy = (size_t)w->rows, cb = G2_R16E_GROUP_BYTES(w->cols);
+    const uint8_t *data = (const uint8_t *)w->data;
     const int64_t block = r16_block_rows(rb);
     uint8_t *buf = aligned_alloc(64, (rb * (size_t)block + 63) & ~(size_t)63);
     if (!buf) return -1;
     for (int64_t b0 = r0; b0 < r1; b0 += block) {
         const int64_t b1 = b0 + block < r1 ? b0 + block : r1;
-        for (int64_t g = b0; g < b1; g += G2_R16)
-            g2_r16_pack_group(w->type, w->cols, (const uint8_t *)w->data + (size_t)g * rb, rb, buf + (size_t)(g - b0) * rb);
+        for (int64_t g = b0; g < b1; g += G2_R16) {
+            uint8_t *dst = buf + (size_t)(g - b0) * rb;
+            if (w->layout == G2_LAYOUT_R16E) g2_r16e_to_r16_group_avx2(w->cols, data + (size_t)(g / G2_R16) * cb, dst);
+            else g2_r16_pack_group(w->type, w->cols, data + (size_t)g * rb, rb, dst);
+        }
         r16_prefill(tile, nt_max, buf, rb, w->cols, a, n, y + b0, ldy, b1 - b0);
     }
     free(buf);
@@ -182,30 +188,11 @@ static int compute_rows_unpacked(const g2_kernel *k, const g2_tensor *w, const g
     return 0;
 }
 
-/* Prefill on rows [r0, r1) of an r16e tensor with AVX-512's r16 BF16 tiles: a block of groups
- * at a time is turned back into r16 BF16 groups in scratch (exact, paid once per block for all
- * n tokens), so the products are those of the tensor left r16. y as in compute_rows. */
-static int compute_rows_r16e_as_r16(g2_r16_tile_fn tile, int nt_max, const g2_tensor *w, const g2_act *a, int n,
-                                    float *y, int64_t r0, int64_t r1) {
-    const size_t rb = w->row_bytes, cb = G2_R16E_GROUP_BYTES(w->cols);
-    const int64_t block = r16_block_rows(rb);
-    uint8_t *buf = aligned_alloc(64, (rb * (size_t)block + 63) & ~(size_t)63);
-    if (!buf) return -1;
-    for (int64_t b0 = r0; b0 < r1; b0 += block) {
-        const int64_t b1 = b0 + block < r1 ? b0 + block : r1;
-        for (int64_t g = b0; g < b1; g += G2_R16)
-            g2_r16e_to_r16_group_avx2(w->cols, (const uint8_t *)w->data + (size_t)(g / G2_R16) * cb, buf + (size_t)(g - b0) * rb);
-        r16_prefill(tile, nt_max, buf, rb, w->cols, a, n, y + b0, (size_t)w->rows, b1 - b0);
-    }
-    free(buf);
-    return 0;
-}
-
 /* Rows [r0, r1), r0 a multiple of 16, of an r16e tensor (BF16, repack.h): decode on the groups
  * themselves (AVX-512's kernel with bf16 activations, or AVX2's with fp32 ones:
- * g2_matmul_many_isa asks for AVX2 in decode unless g2_bf16_dot_in_use); prefill on AVX-512 through its r16
- * BF16 tiles (compute_rows_r16e_as_r16), on AVX2 through the F32 tile on groups widened into
- * scratch; without AVX2, compute_rows_unpacked. Either way the products are those of the
+ * g2_matmul_many_isa asks for AVX2 in decode unless g2_bf16_dot_in_use); prefill on AVX-512
+ * through its r16 BF16 tiles (compute_rows_packed), on AVX2 through the F32 tile on groups
+ * widened into scratch; without AVX2, compute_rows_unpacked. Either way the products are those of the
  * tensor left r16 on the same ISA. y as in compute_rows. */
 static int compute_rows_r16e(g2_isa isa, const g2_kernel *k, const g2_tensor *w, const g2_act *a, int n, float *y,
                              int64_t r0, int64_t r1) {
@@ -216,9 +203,9 @@ static int compute_rows_r16e(g2_isa isa, const g2_kernel *k, const g2_tensor *w,
         return 0;
     }
     g2_r16_tile_fn tile;
-    const int avx512_tile = n > 1 && isa >= G2_ISA_AVX512 && g2_isa_available(G2_ISA_AVX512) ?
+    const int nt_avx512 = n > 1 && isa >= G2_ISA_AVX512 && g2_isa_available(G2_ISA_AVX512) ?
                                 g2_r16_tile_avx512(GEMMA2_TYPE_BF16, (int)k->act, &tile) : 0;
-    if (avx512_tile) return compute_rows_r16e_as_r16(tile, avx512_tile, w, a, n, y, r0, r1);
+    if (nt_avx512) return compute_rows_packed(tile, nt_avx512, w, a, n, y, r0, r1);
     if (!(isa >= G2_ISA_AVX2 && g2_isa_available(G2_ISA_AVX2) && k->act == G2_ACT_F32))
         return compute_rows_unpacked(k, w, a, n, y, r0, r1);
     if (n > 1) return compute_rows_widened(w, a, n, y, r0, r1);

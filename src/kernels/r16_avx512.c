@@ -221,8 +221,10 @@ static inline __m512i r16e_word_index(int second) {
 /* Prefetch distance of the r16e decode kernel: three times the r16 kernels' (R16_PF). 2B BF16 on
  * a 2-vCPU Zen 5 host (`gemma2 bench -p 0 -n 64 -r 2`, a build per distance, each run twice
  * beside the bandwidth probe, which read 73-85 GB/s): 0 (none) 12.8 t/s, 2048 14.4, 8192
- * 17.3-17.7, 12288 18.1-18.3, 16384 17.9-18.0; 4096 gave 15.4-15.6 in an earlier series. The
- * r16 kernels did not gain from 12288 (BF16 14.46 both, Q4_0 40.4 -> 37.9 t/s). */
+ * 17.3-17.7, 12288 18.1-18.3, 16384 17.9-18.0. 4096 and 12288 alternated 14 times: with the
+ * probe at 82-86 GB/s 16.1-16.3 against 18.0-18.4 t/s (three pairs); at 48-54 GB/s, where
+ * memory is the limit, 11.9-12.3 against 11.6-12.3. The r16 kernels did not gain from 12288
+ * (BF16 14.46 both, Q4_0 40.4 -> 37.9 t/s). */
 #define R16E_PF 12288
 
 /* r16e decode with bf16 activations (G2_ACT_BF16 record x): two column pairs (96 bytes) a step
