@@ -5,9 +5,9 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include "progress.h"
+#include "util/mapped_file.h"
 
 #define HUGE ((size_t)2 << 20)
 
@@ -16,9 +16,11 @@ int g2_bw_probe_init(g2_bw_probe *p, size_t bytes, int threads) {
     if (threads <= 0) threads = omp_get_max_threads(); /* as the library's products */
     bytes = (bytes + HUGE - 1) / HUGE * HUGE;
     /* the buffer is touched at once: refuse what would push the machine into swapping or the
-     * OOM killer rather than measure it */
-    const long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    if (bytes == 0 || (pages > 0 && page > 0 && bytes > (size_t)pages * (size_t)page / 2)) return -2;
+     * OOM killer rather than measure it. MemAvailable, not free memory (_SC_AVPHYS_PAGES): with
+     * a model file in the page cache, free memory can be far below what the kernel gives back
+     * on demand, and the probe was once refused so in the middle of a benchmark run. */
+    const size_t avail = g2_mem_available();
+    if (bytes == 0 || (avail > 0 && bytes > avail / 2)) return -2;
     /* a 2 MiB-aligned range, so that the kernel can back it with huge pages */
     unsigned char *r = mmap(NULL, bytes + HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (r == MAP_FAILED) return -1;

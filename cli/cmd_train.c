@@ -20,6 +20,7 @@
 #include "train/plot.h"
 #include "train/tmodel.h"
 #include "util/error.h"
+#include "util/mapped_file.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -176,16 +177,6 @@ static void shape_str(const gemma2_config *c, char *buf, size_t n) {
              c->sliding_window);
 }
 
-static double mem_available(void) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    char line[256];
-    double kb = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1) break;
-    if (f) fclose(f);
-    return kb * 1024;
-}
-
 static double eval_loss(const g2_tmodel *m, g2_acts *a, const g2_shard *val, long batches, int32_t *ids, int32_t *tg) {
     double sum = 0;
     long cnt = 0;
@@ -291,7 +282,7 @@ int g2_cmd_train(int argc, char **argv) {
         /* the memory check comes before any big allocation */
         const double need = 2.0 * (double)g2_tmodel_bytes(&want) +
                             4.0 * (double)g2_acts_floats(&want, (int)o.batch, (int)o.seq, nt),
-                     avail = mem_available();
+                     avail = (double)g2_mem_available();
         if (avail > 0 && need > avail) {
             snprintf(err.msg, sizeof err.msg,
                      "this model does not fit in memory: %lld parameters, batch %ld x %ld need %.2f GB (weights, "
@@ -304,7 +295,7 @@ int g2_cmd_train(int argc, char **argv) {
     }
     const gemma2_config *c = &m.cfg;
     const double need = 2.0 * (double)g2_tmodel_bytes(c) + 4.0 * (double)g2_acts_floats(c, (int)o.batch, (int)o.seq, nt),
-                 avail = mem_available();
+                 avail = (double)g2_mem_available();
     if (avail > 0 && need > avail) {
         g2_fail(&err, GEMMA2_ERR_ARG, "training this model with batch %ld x %ld needs %.2f GB; %.2f GB are available",
                  o.batch, o.seq, need / 1e9, avail / 1e9);

@@ -18,18 +18,6 @@ gemma2_model_options gemma2_model_default_options(void) {
     return o;
 }
 
-/* MemAvailable of /proc/meminfo in bytes; 0 when unknown. */
-static size_t mem_available(void) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return 0;
-    char line[256];
-    unsigned long long kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
-    fclose(f);
-    return (size_t)kb * 1024;
-}
-
 static gemma2_status open_hf(gemma2_model *m, const char *path, gemma2_error *err) {
     m->format = GEMMA2_FORMAT_HF;
     gemma2_status s = g2_hf_dir_open(path, &m->hf, err);
@@ -221,7 +209,7 @@ gemma2_status gemma2_model_open(const char *path, const gemma2_model_options *op
     int *fds = NULL;
     if (!s && mode != GEMMA2_LOAD_MMAP && g2_r16_kernels_available()) s = open_files(m, &fds, err);
     if (!s && mode == GEMMA2_LOAD_AUTO) {
-        size_t bytes = 0, avail = mem_available();
+        size_t bytes = 0, avail = g2_mem_available();
         for (int i = 0; i < n_files(m); i++) bytes += file_at(m, i)->size;
         if (fds) bytes -= r16e_saving(m, fds);
         mode = avail && bytes <= avail / 4 * 3 ? GEMMA2_LOAD_READ : GEMMA2_LOAD_MMAP;

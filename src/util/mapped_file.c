@@ -176,3 +176,14 @@ gemma2_status g2_read_file(const char *path, char **out, size_t *size, gemma2_er
     if (size) *size = n;
     return GEMMA2_OK;
 }
+
+size_t g2_mem_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+    fclose(f);
+    return (size_t)kb * 1024;
+}

@@ -42,6 +42,10 @@ int g2_mapped_file_set_writable(g2_mapped_file *f, int writable);
  * read again. */
 void g2_mapped_file_release(const void *p, size_t n);
 
+/* MemAvailable of /proc/meminfo in bytes (free memory plus what the kernel can reclaim, the page
+ * cache among it); 0 when unknown. */
+size_t g2_mem_available(void);
+
 /* Reads a whole (small) file into a NUL-terminated malloc'd buffer. */
 gemma2_status g2_read_file(const char *path, char **out, size_t *size, gemma2_error *err);
 
