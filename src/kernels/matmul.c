@@ -199,7 +199,8 @@ static int compute_rows_r16e(g2_isa isa, const g2_kernel *k, const g2_tensor *w,
     const uint8_t *data = (const uint8_t *)w->data;
     const size_t cb = G2_R16E_GROUP_BYTES(w->cols);
     if (n == 1 && k->act == G2_ACT_BF16 && g2_bf16_dot_in_use(isa)) {
-        for (int64_t r = r0; r < r1; r += G2_R16) g2_r16e_decode_bf16dot_avx512(data + (size_t)(r / G2_R16) * cb, w->cols, a->base, y + r);
+        for (int64_t r = r0; r < r1; r += G2_R16)
+            g2_r16e_decode_bf16dot_avx512(data + (size_t)(r / G2_R16) * cb, w->cols, a->base, y + r);
         return 0;
     }
     g2_r16_tile_fn tile;
@@ -427,7 +428,8 @@ int g2_matmul_many_isa(g2_isa isa, const g2_tensor *const *ws, float *const *ys,
                        unsigned flags, int n_threads) {
     if (n <= 0 || count <= 0) return 0;
     for (int i = 0; i < count; i++) /* r16e decode: AVX-512's kernel takes bf16 activations only */
-        if (ws[i]->layout == G2_LAYOUT_R16E && isa > G2_ISA_AVX2 && n == 1 && !g2_bf16_dot_in_use(isa)) isa = G2_ISA_AVX2;
+        if (ws[i]->layout == G2_LAYOUT_R16E && isa > G2_ISA_AVX2 && n == 1 && !g2_bf16_dot_in_use(isa))
+            isa = G2_ISA_AVX2;
     int same = count <= G2_MATMUL_MANY_MAX;
     g2_kernel k0, ki;
     for (int i = 0; i < count; i++) {
