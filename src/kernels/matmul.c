@@ -198,7 +198,7 @@ static int compute_rows_r16e(g2_isa isa, const g2_kernel *k, const g2_tensor *w,
                              int64_t r0, int64_t r1) {
     const uint8_t *data = (const uint8_t *)w->data;
     const size_t cb = G2_R16E_GROUP_BYTES(w->cols);
-    if (n == 1 && k->act == G2_ACT_BF16 && g2_bf16_dot_in_use(isa)) {
+    if (n == 1 && k->act == G2_ACT_BF16) { /* bf16 activations: AVX-512 with AVX512-BF16 */
         for (int64_t r = r0; r < r1; r += G2_R16)
             g2_r16e_decode_bf16dot_avx512(data + (size_t)(r / G2_R16) * cb, w->cols, a->base, y + r);
         return 0;
