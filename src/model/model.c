@@ -72,8 +72,8 @@ static size_t r16e_unused(const g2_tensor *t) {
 /* In read mode, tensors that go into r16e (BF16, and F16 holding BF16 values, where
  * g2_r16e_wanted) are not copied with the rest of the file: they are read a group at a time and
  * packed straight into place (g2_tensor_pack_r16e_streamed), so the quarter of their bytes r16e
- * saves is never in memory. That lowers the peak RSS of such a model from its file size to its packed
- * size and leaves the load less to write. */
+ * saves is never in memory. That lowers the peak RSS of such a model from its file size to its
+ * packed size and leaves the load less to write. */
 static int streamed(gemma2_model *m, const g2_tensor *t) { return g2_r16e_candidate(t) && file_of(m, t) >= 0; }
 
 /* Does an F16 tensor's first group of 16 rows hold BF16 values only? Read from the file (the
