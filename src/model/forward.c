@@ -99,12 +99,18 @@ static void store_kv(gemma2_context *c, int l, int p0, int n) {
  * group alone: 0.01-0.32e-6; exact everywhere: 2.62e-6); the two terms give 3.31e-6, for 8-9%
  * of prefill time and 0.5% of decode. On AVX2, prefill of 64 tokens or more gets the exact
  * activations instead, through the F32 tile on widened weights, which costs less than the two
- * terms there (matmul.c, widen_q8_0). With 4-bit weights the gain is 0.2% of the KL, for 3%
- * of decode: not taken. */
+ * terms there (matmul.c, widen_q8_0). Q4_K_M files (Q4_K and Q6_K) take them too: with
+ * llama.cpp's int8 activations everywhere their KL was 1.001x llama.cpp's on the same file
+ * (7.232e-5 against 7.225e-5 nats, 1024 tokens), with the two terms 0.997x (7.202e-5); for
+ * 3-4% of AVX-512 decode, 5-10% of AVX2 decode and 10% of prefill (2B, Zen 5). Q4_0 keeps one
+ * term: its KL equals llama.cpp's (1.000x) and its decode margin is the smallest. */
+static int is_k_quant(int t) { return t == GEMMA2_TYPE_Q4_K || t == GEMMA2_TYPE_Q6_K; }
+
 static unsigned qkv_flags(const g2_layer *L) {
-    return L->wq.type == GEMMA2_TYPE_Q8_0 && L->wk.type == GEMMA2_TYPE_Q8_0 && L->wv.type == GEMMA2_TYPE_Q8_0
-               ? G2_MATMUL_FINE_ACT
-               : 0;
+    if (L->wq.type == GEMMA2_TYPE_Q8_0 && L->wk.type == GEMMA2_TYPE_Q8_0 && L->wv.type == GEMMA2_TYPE_Q8_0)
+        return G2_MATMUL_FINE_ACT;
+    if (is_k_quant(L->wq.type) && is_k_quant(L->wk.type) && is_k_quant(L->wv.type)) return G2_MATMUL_FINE_ACT;
+    return 0;
 }
 
 /* Evaluates one piece of n <= G2_UBATCH tokens. logits_out: [n][vocab], or NULL for the last
