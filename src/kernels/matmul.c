@@ -189,11 +189,10 @@ static int compute_rows_unpacked(const g2_kernel *k, const g2_tensor *w, const g
 }
 
 /* Rows [r0, r1), r0 a multiple of 16, of an r16e tensor (BF16, repack.h): decode on the groups
- * themselves (AVX-512's kernel with bf16 activations, or AVX2's with fp32 ones:
- * g2_matmul_many_isa asks for AVX2 in decode unless g2_bf16_dot_in_use); prefill on AVX-512
- * through its r16 BF16 tiles (compute_rows_packed), on AVX2 through the F32 tile on groups
- * widened into scratch; without AVX2, compute_rows_unpacked. Either way the products are those of the
- * tensor left r16 on the same ISA. y as in compute_rows. */
+ * themselves (AVX-512's kernels with bf16 or fp32 activations, AVX2's with fp32 ones); prefill
+ * on AVX-512 through its r16 BF16 tiles (compute_rows_packed), on AVX2 through the F32 tile on
+ * groups widened into scratch; without AVX2, compute_rows_unpacked. Either way the products
+ * are those of the tensor left r16 on the same ISA. y as in compute_rows. */
 static int compute_rows_r16e(g2_isa isa, const g2_kernel *k, const g2_tensor *w, const g2_act *a, int n, float *y,
                              int64_t r0, int64_t r1) {
     const uint8_t *data = (const uint8_t *)w->data;
@@ -203,9 +202,14 @@ static int compute_rows_r16e(g2_isa isa, const g2_kernel *k, const g2_tensor *w,
             g2_r16e_decode_bf16dot_avx512(data + (size_t)(r / G2_R16) * cb, w->cols, a->base, y + r);
         return 0;
     }
+    const int avx512 = isa >= G2_ISA_AVX512 && g2_isa_available(G2_ISA_AVX512);
+    if (n == 1 && avx512 && k->act == G2_ACT_F32) {
+        for (int64_t r = r0; r < r1; r += G2_R16)
+            g2_r16e_decode_avx512(data + (size_t)(r / G2_R16) * cb, w->cols, g2_act_f32(a, 0), y + r);
+        return 0;
+    }
     g2_r16_tile_fn tile;
-    const int nt_avx512 = n > 1 && isa >= G2_ISA_AVX512 && g2_isa_available(G2_ISA_AVX512) ?
-                                g2_r16_tile_avx512(GEMMA2_TYPE_BF16, (int)k->act, &tile) : 0;
+    const int nt_avx512 = n > 1 && avx512 ? g2_r16_tile_avx512(GEMMA2_TYPE_BF16, (int)k->act, &tile) : 0;
     if (nt_avx512) return compute_rows_packed(tile, nt_avx512, w, a, n, y, r0, r1);
     if (!(isa >= G2_ISA_AVX2 && g2_isa_available(G2_ISA_AVX2) && k->act == G2_ACT_F32))
         return compute_rows_unpacked(k, w, a, n, y, r0, r1);
@@ -434,9 +438,6 @@ static int matmul_many(g2_isa isa, const g2_tensor *const *ws, float *const *ys,
 int g2_matmul_many_isa(g2_isa isa, const g2_tensor *const *ws, float *const *ys, int count, const float *x, int n,
                        unsigned flags, int n_threads) {
     if (n <= 0 || count <= 0) return 0;
-    for (int i = 0; i < count; i++) /* r16e decode: AVX-512's kernel takes bf16 activations only */
-        if (ws[i]->layout == G2_LAYOUT_R16E && isa > G2_ISA_AVX2 && n == 1 && !g2_bf16_dot_in_use(isa))
-            isa = G2_ISA_AVX2;
     int same = count <= G2_MATMUL_MANY_MAX;
     g2_kernel k0, ki;
     for (int i = 0; i < count; i++) {

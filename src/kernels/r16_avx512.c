@@ -227,52 +227,101 @@ static inline __m512i r16e_word_index(int second) {
  * (BF16 14.46 both, Q4_0 40.4 -> 37.9 t/s). */
 #define R16E_PF 12288
 
+/* Decoding of one r16e group: the group's two code tables (exponent bytes by code), its
+ * escapes, and the constants of r16e_pairs. */
+typedef struct {
+    __m512i hi, lo, nib, m0f, m80, m7f, idx0, idx1;
+    const uint8_t *esc; /* the next escape */
+} r16e_dec;
+
+G2_INLINE void r16e_dec_init(r16e_dec *d, const uint8_t *g, int64_t cols) {
+    d->hi = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)g));
+    d->lo = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)(g + 16)));
+    d->nib = _mm512_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4, 0, 0, 0, 0, 4, 4, 4, 4);
+    d->m0f = _mm512_set1_epi8(0x0F), d->m80 = _mm512_set1_epi8((char)0x80), d->m7f = _mm512_set1_epi8(0x7F);
+    d->idx0 = r16e_word_index(0), d->idx1 = r16e_word_index(1);
+    d->esc = g + G2_R16E_GROUP_BYTES(cols) - G2_R16E_ESC;
+}
+
+/* The stream's two column pairs at s (96 bytes; `two` = 0: the last pair alone, v[1] then
+ * garbage) as the two r16 BF16 vectors of the same bits: a 4-bit code per weight looked up into
+ * its exponent bytes by vpshufb, the sign and mantissa byte or-ed in, words gathered by
+ * vpermt2w. */
+G2_INLINE void r16e_pairs(r16e_dec *d, const uint8_t *s, int two, __m512i v[2]) {
+    const __m256i sm0 = _mm256_loadu_si256((const __m256i *)(const void *)s);
+    const __m256i cx0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(s + 32)));
+    __m512i sm = _mm512_castsi256_si512(sm0), cx = _mm512_castsi256_si512(cx0);
+    if (two) {
+        sm = _mm512_inserti64x4(sm, _mm256_loadu_si256((const __m256i *)(const void *)(s + 48)), 1);
+        cx = _mm512_inserti64x4(cx, _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(s + 80))), 1);
+    } else { /* the upper halves zero: no codes there to be taken for escapes */
+        sm = _mm512_zextsi256_si512(sm0);
+        cx = _mm512_zextsi256_si512(cx0);
+    }
+    const __m512i c = _mm512_and_si512(_mm512_srlv_epi32(cx, d->nib), d->m0f);
+    __m512i b3 = _mm512_ternarylogic_epi32(sm, d->m80, _mm512_shuffle_epi8(d->hi, c), 0xEA); /* (a & b) | c */
+    __m512i b2 = _mm512_ternarylogic_epi32(sm, d->m7f, _mm512_shuffle_epi8(d->lo, c), 0xEA);
+    uint64_t m = _mm512_cmpeq_epi8_mask(c, d->m0f);
+    /* escapes, in stream order (pair p's weights, then p + 1's), or-ed into their bytes in
+     * registers: through memory, the vector reload after byte stores cannot be forwarded */
+    for (; __builtin_expect(m != 0, 0); m &= m - 1) {
+        const __mmask64 k = m & -m;
+        const uint8_t e = *d->esc++;
+        b3 = _mm512_or_si512(b3, _mm512_maskz_set1_epi8(k, (char)(e >> 1)));
+        b2 = _mm512_or_si512(b2, _mm512_maskz_set1_epi8(k, (char)((e & 1) << 7)));
+    }
+    const __m512i wl = _mm512_unpacklo_epi8(b2, b3), wh = _mm512_unpackhi_epi8(b2, b3);
+    v[0] = _mm512_permutex2var_epi16(wl, d->idx0, wh);
+    v[1] = _mm512_permutex2var_epi16(wl, d->idx1, wh);
+}
+
 /* r16e decode with bf16 activations (G2_ACT_BF16 record x): two column pairs (96 bytes) a step
- * become the two r16 BF16 vectors of the same bits (a 4-bit code per weight looked up into its
- * exponent bytes by vpshufb, the sign and mantissa byte or-ed in, words gathered by vpermt2w),
- * and go into the accumulators as tile_bf16dot_n's decode (NT = 1) takes them: even pairs into
- * one, odd pairs into the other, then their sum. The same products in the same order: the bits
- * of the tensor left r16, from 0.75 of the bytes. */
+ * become the two r16 BF16 vectors of the same bits (r16e_pairs) and go into the accumulators as
+ * tile_bf16dot_n's decode (NT = 1) takes them: even pairs into one, odd pairs into the other,
+ * then their sum. The same products in the same order: the bits of the tensor left r16, from
+ * 0.75 of the bytes. */
 __attribute__((target("avx512bf16"))) void g2_r16e_decode_bf16dot_avx512(const uint8_t *g, int64_t cols,
                                                                          const uint8_t *x, float *y) {
-    const __m512i hi = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)g));
-    const __m512i lo = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)(g + 16)));
-    const __m512i nib = _mm512_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4, 0, 0, 0, 0, 4, 4, 4, 4);
-    const __m512i m0f = _mm512_set1_epi8(0x0F), m80 = _mm512_set1_epi8((char)0x80), m7f = _mm512_set1_epi8(0x7F);
-    const __m512i idx0 = r16e_word_index(0), idx1 = r16e_word_index(1);
-    const uint8_t *esc = g + G2_R16E_GROUP_BYTES(cols) - G2_R16E_ESC, *s = g + 32;
+    r16e_dec d;
+    r16e_dec_init(&d, g, cols);
+    const uint8_t *s = g + 32;
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     const int64_t pairs = cols / 2;
     for (int64_t p = 0; p < pairs; p += 2, s += 96) {
-        const int two = p + 1 < pairs; /* a last pair alone: the upper halves stay zero */
+        const int two = p + 1 < pairs;
         R16_PREFETCH(1, s + R16E_PF, 96);
-        const __m256i sm0 = _mm256_loadu_si256((const __m256i *)(const void *)s);
-        const __m256i cx0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(s + 32)));
-        __m512i sm = _mm512_castsi256_si512(sm0), cx = _mm512_castsi256_si512(cx0);
-        if (two) {
-            sm = _mm512_inserti64x4(sm, _mm256_loadu_si256((const __m256i *)(const void *)(s + 48)), 1);
-            cx = _mm512_inserti64x4(cx, _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(s + 80))), 1);
-        } else {
-            sm = _mm512_zextsi256_si512(sm0);
-            cx = _mm512_zextsi256_si512(cx0);
-        }
-        const __m512i c = _mm512_and_si512(_mm512_srlv_epi32(cx, nib), m0f);
-        __m512i b3 = _mm512_ternarylogic_epi32(sm, m80, _mm512_shuffle_epi8(hi, c), 0xEA); /* (a & b) | c */
-        __m512i b2 = _mm512_ternarylogic_epi32(sm, m7f, _mm512_shuffle_epi8(lo, c), 0xEA);
-        uint64_t m = _mm512_cmpeq_epi8_mask(c, m0f);
-        /* escapes, in stream order (pair p's weights, then p + 1's), or-ed into their bytes in
-         * registers: through memory, the vector reload after byte stores cannot be forwarded */
-        for (; __builtin_expect(m != 0, 0); m &= m - 1) {
-            const __mmask64 k = m & -m;
-            const uint8_t e = *esc++;
-            b3 = _mm512_or_si512(b3, _mm512_maskz_set1_epi8(k, (char)(e >> 1)));
-            b2 = _mm512_or_si512(b2, _mm512_maskz_set1_epi8(k, (char)((e & 1) << 7)));
-        }
-        const __m512i wl = _mm512_unpacklo_epi8(b2, b3), wh = _mm512_unpackhi_epi8(b2, b3);
-        acc0 = dp_pair(acc0, (__m512bh)_mm512_permutex2var_epi16(wl, idx0, wh), x, p);
-        if (two) acc1 = dp_pair(acc1, (__m512bh)_mm512_permutex2var_epi16(wl, idx1, wh), x, p + 1);
+        __m512i v[2];
+        r16e_pairs(&d, s, two, v);
+        acc0 = dp_pair(acc0, (__m512bh)v[0], x, p);
+        if (two) acc1 = dp_pair(acc1, (__m512bh)v[1], x, p + 1);
     }
     _mm512_storeu_ps(y, _mm512_add_ps(acc0, acc1));
+}
+
+/* r16e decode with fp32 activations (AVX-512 without AVX512-BF16, or GEMMA2_BF16_DOT=0): the
+ * vectors of r16e_pairs into tile_bf16_n's decode (NT = 1): each lane's even column shifted up
+ * into fp32, its odd one masked, exact products into an even and an odd accumulator, then their
+ * sum. The same products in the same order: the bits of the tensor left r16. */
+void g2_r16e_decode_avx512(const uint8_t *g, int64_t cols, const float *x, float *y) {
+    const __m512i hi16 = _mm512_set1_epi32((int)0xFFFF0000u);
+    r16e_dec d;
+    r16e_dec_init(&d, g, cols);
+    const uint8_t *s = g + 32;
+    __m512 ae = _mm512_setzero_ps(), ao = _mm512_setzero_ps();
+    const int64_t pairs = cols / 2;
+    for (int64_t p = 0; p < pairs; p += 2, s += 96) {
+        const int two = p + 1 < pairs;
+        R16_PREFETCH(1, s + R16E_PF, 96);
+        __m512i v[2];
+        r16e_pairs(&d, s, two, v);
+        ae = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v[0], 16)), _mm512_set1_ps(x[2 * p]), ae);
+        ao = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v[0], hi16)), _mm512_set1_ps(x[2 * p + 1]), ao);
+        if (two) {
+            ae = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v[1], 16)), _mm512_set1_ps(x[2 * p + 2]), ae);
+            ao = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v[1], hi16)), _mm512_set1_ps(x[2 * p + 3]), ao);
+        }
+    }
+    _mm512_storeu_ps(y, _mm512_add_ps(ae, ao));
 }
 
 /* Q4_0 and Q8_0 (Q8 = 0 / 1) with int8 activations (G2_ACT_Q8_32): per block of 32, 8

@@ -249,7 +249,7 @@ void g2_r16_widen_bf16_group(int64_t cols, const uint8_t *src, uint8_t *dst) {
 int g2_r16e_wanted(void) {
     const char *e = getenv("GEMMA2_BF16_CODES");
     const g2_isa isa = g2_isa_active();
-    return (isa == G2_ISA_AVX2 || g2_bf16_dot_in_use(isa)) && !(e && !strcmp(e, "0"));
+    return isa >= G2_ISA_AVX2 && !(e && !strcmp(e, "0"));
 }
 
 /* n BF16 values at p, each exact in fp16, as F16 values in place. */

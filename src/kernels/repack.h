@@ -93,15 +93,16 @@ void g2_r16e_to_r16_group_avx2(int64_t cols, const uint8_t *src, uint8_t *dst);
 /* AVX-512 + AVX512-BF16 (r16_avx512.c): decode of one r16e group with bf16 activations (x: a
  * G2_ACT_BF16 record), the products and order of the r16 BF16 kernel with vdpbf16ps. */
 void g2_r16e_decode_bf16dot_avx512(const uint8_t *group, int64_t cols, const uint8_t *x, float *y);
+/* AVX-512 (r16_avx512.c): decode of one r16e group with fp32 activations, the products and
+ * order of the r16 BF16 kernel with fp32 FMAs (exact products). */
+void g2_r16e_decode_avx512(const uint8_t *group, int64_t cols, const float *x, float *y);
 /* AVX2 + F16C (r16_avx2.c): n fp16 values at src (n a multiple of 16) as bf16 at dst; returns 0
  * when every one was a bf16 value (exact), 1 when one was not (dst then holds truncations). */
 int g2_f16_to_bf16_exact_avx2(const uint8_t *src, uint8_t *dst, size_t n);
 
 /* Does a BF16 tensor (or an F16 one whose values are all BF16 values) get r16e now? When the
- * active ISA is AVX2 (the CPU's best, or forced by GEMMA2_ISA=avx2), or AVX-512 with
- * g2_bf16_dot_in_use (r16e's AVX-512 decode kernel takes bf16 activations; with
- * GEMMA2_BF16_DOT=0 the tensors stay r16, whose AVX-512 kernels take fp32 ones), and
- * GEMMA2_BF16_CODES is not "0". Tensors of 12 columns or fewer never do (a group would take as many bytes or more). */
+ * active ISA is AVX2 or AVX-512 (r16e has decode kernels for both, with fp32 activations and,
+ * on AVX-512, bf16 ones too), and GEMMA2_BF16_CODES is not "0". Tensors of 12 columns or fewer never do (a group would take as many bytes or more). */
 int g2_r16e_wanted(void);
 
 /* Repacks a plain tensor in place (its data must be writable) and sets t->layout (r16, or r16e

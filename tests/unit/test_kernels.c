@@ -490,7 +490,7 @@ static int outputs_off(const float *w, const float *x, const float *y, int n, in
  * (forced here with GEMMA2_ISA=avx2): lossless (rows and groups come back bit for bit), decode
  * and prefill of 16 tokens or more bit-identical to r16 (the same products in the same order),
  * other token counts against float64, the scalar path the same as on plain rows, and an
- * AVX-512 request served by the AVX2 kernels. Group 0 holds 30 rare exponents twice each (zeros,
+ * AVX-512 request with r16's AVX-512 bits. Group 0 holds 30 rare exponents twice each (zeros,
  * subnormals, tiny values: escapes); in the second variant group 1 holds 100 distinct exponents,
  * more than a group's G2_R16E_ESC escapes, so the tensor must stay r16. Before them: a group
  * whose sampled exponent counts choose codes that overflow the escapes, packed with the full
@@ -580,14 +580,12 @@ static void test_r16e_layout(void) {
             int bad = outputs_off(m.deq, x, y, n, ROWS, COLS);
             CHECK(bad == 0, "variant %d n %d: %d outputs off", variant, n, bad);
             /* An AVX-512 request (where the CPU has it): r16e prefill runs AVX-512's r16 BF16
-             * tiles on the same values, so it gives r16's bits on that request; r16e decode on
-             * fp32 activations (GEMMA2_BF16_DOT=0 here) is AVX2's, so AVX2's bits
-             * (test_bf16_dot_option covers AVX-512's r16e decode with bf16 activations). Other
-             * sums go in other orders: checked against the float64 sums. */
+             * tiles on the same values, and its decode kernel with fp32 activations
+             * (GEMMA2_BF16_DOT=0 here) takes r16's products in their order, so both give r16's
+             * bits on that request (test_bf16_dot_option covers AVX-512's r16e decode with bf16
+             * activations). Other sums go in other orders: checked against the float64 sums. */
             CHECK(g2_matmul_isa(G2_ISA_AVX512, &m.t, x, n, y1, 2) == 0);
-            if (m.t.layout == G2_LAYOUT_R16E && n == 1)
-                CHECK(memcmp(y, y1, (size_t)n * ROWS * 4) == 0, "variant %d n %d: an AVX-512 request", variant, n);
-            if (m.t.layout == G2_LAYOUT_R16E && n > 1) {
+            if (m.t.layout == G2_LAYOUT_R16E) {
                 float *y16 = malloc(NMAX * ROWS * 4);
                 CHECK(g2_matmul_isa(G2_ISA_AVX512, &t16, x, n, y16, 2) == 0);
                 CHECK(memcmp(y16, y1, (size_t)n * ROWS * 4) == 0, "variant %d n %d: not r16's AVX-512 bits", variant, n);
@@ -904,8 +902,8 @@ static void test_bf16_dot_option(void) {
             setenv("GEMMA2_BF16_CODES", v >= 3 ? "1" : "0", 1);
             unsetenv("GEMMA2_BF16_DOT");
             CHECK(g2_tensor_repack_r16(&m.t, 2) == 0 && m.t.layout == (v >= 3 ? G2_LAYOUT_R16E : G2_LAYOUT_R16));
-            setenv("GEMMA2_BF16_DOT", "0", 1);
-            if (g2_isa_active() == G2_ISA_AVX512) CHECK(!g2_r16e_wanted(), "GEMMA2_BF16_DOT=0 keeps r16 on AVX-512");
+            setenv("GEMMA2_BF16_DOT", "0", 1); /* r16e has AVX-512 kernels for fp32 activations too */
+            if (v >= 3) CHECK(g2_r16e_wanted(), "GEMMA2_BF16_DOT=0 must keep r16e on AVX-512");
             unsetenv("GEMMA2_BF16_CODES");
         }
         if (v >= 3) {
@@ -924,6 +922,14 @@ static void test_bf16_dot_option(void) {
                 CHECK(memcmp(y, y16, (size_t)N * rows * 4) == 0, "r16e, %d columns, %d tokens: not r16's bits", C, N);
             }
             setenv("GEMMA2_BF16_DOT", "0", 1);
+            if (v >= 3 && k < 3) { /* fp32 activations: r16e's AVX-512 kernels give r16's bits too */
+                float *ye = malloc(NMAX * 48 * 4);
+                g2_matmul_isa(G2_ISA_AVX512, &m.t, x, N, ye, 2);
+                g2_matmul_isa(G2_ISA_AVX512, &t16, x, N, y16, 2);
+                CHECK(memcmp(ye, y16, (size_t)N * rows * 4) == 0, "r16e, %d columns, %d tokens, fp32 activations: not r16's bits",
+                      C, N);
+                free(ye);
+            }
             int bad = 0, bad_rounded = 0;
             for (int t = 0; t < N; t++)
                 for (int r = 0; r < rows; r++) {
