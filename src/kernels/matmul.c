@@ -224,9 +224,10 @@ static int compute_rows_r16e(g2_isa isa, const g2_kernel *k, const g2_tensor *w,
  * a time, into plain rows for the kernels above. Plain tensors run the row kernels, or in
  * prefill (`pack`) the r16 kernels on groups packed per call (compute_rows_packed).
  * fine_decode: n is 2, one token's two int8 terms (G2_MATMUL_FINE_ACT in decode); on r16
- * groups the decode kernel runs on each term in turn, group by group, so the group is read
- * from memory once and the second pass finds it in L1 (the 2-token tiles ran 2B Q4_K_M decode
- * 15% slower than one term instead). */
+ * groups the decode kernel takes both in one pass (R16_DECODE_FINE), in decode's chunks. 2B
+ * Q4_K_M decode on Zen 5, against one term: the prefill tiles for 2 tokens 15% slower, the
+ * decode kernel once per term (the group found in L1 the second time) 3% slower, one pass for
+ * both 1-4% faster than that (docs/kernels.md). */
 static int compute_share(g2_isa isa, const g2_kernel *k, int pack, const g2_tensor *w, const g2_act *a, int n,
                          int fine_decode, float *y, int64_t r0, int64_t r1) {
     const size_t rb = w->row_bytes, ldy = (size_t)w->rows;
@@ -247,9 +248,7 @@ static int compute_share(g2_isa isa, const g2_kernel *k, int pack, const g2_tens
     if (n == 1 || fine_decode)
         decode = avx512 ? g2_r16_decode_avx512(w->type, (int)k->act) : avx2 ? g2_r16_decode_avx2(w->type, (int)k->act) : NULL;
     if (decode) {
-        for (int64_t r = r0; r < r1; r += G2_R16)
-            for (int t = 0; t < n; t++)
-                decode((const uint8_t *)w->data + (size_t)r * rb, w->cols, a, t, 1, y + (size_t)t * ldy + r, ldy);
+        for (int64_t r = r0; r < r1; r += G2_R16) decode((const uint8_t *)w->data + (size_t)r * rb, w->cols, a, 0, n, y + r, ldy);
         return 0;
     }
     const int64_t block = r16_block_rows(rb);

@@ -474,10 +474,10 @@ R16_TILE(tile_q6_k, R16_SWITCH4, tile_q6_k_n)
 R16_DECODE(decode_f32, tile_f32_n)
 R16_DECODE(decode_f16, tile_f16_n)
 R16_DECODE(decode_bf16, tile_bf16_n)
-R16_DECODE(decode_q4_0, tile_q4_0_n)
-R16_DECODE(decode_q8_0, tile_q8_0_n)
-R16_DECODE(decode_q4_k, tile_q4_k_n)
-R16_DECODE(decode_q6_k, tile_q6_k_n)
+R16_DECODE_FINE(decode_q4_0, tile_q4_0_n)
+R16_DECODE_FINE(decode_q8_0, tile_q8_0_n)
+R16_DECODE_FINE(decode_q4_k, tile_q4_k_n)
+R16_DECODE_FINE(decode_q6_k, tile_q6_k_n)
 
 int g2_r16_tile_avx2(int type, int act, g2_r16_tile_fn *fn) {
     if (act != g2_r16_act(type)) return 0;

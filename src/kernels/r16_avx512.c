@@ -519,10 +519,10 @@ static void decode_f16(const uint8_t *g, int64_t cols, const g2_act *a, int t0, 
 }
 R16_DECODE(decode_bf16, tile_bf16_n)
 R16_DECODE(decode_bf16dot, tile_bf16dot_n)
-R16_DECODE(decode_q4_0, tile_q4_0_n)
-R16_DECODE(decode_q8_0, tile_q8_0_n)
-R16_DECODE(decode_q4_k, tile_q4_k_n)
-R16_DECODE(decode_q6_k, tile_q6_k_n)
+R16_DECODE_FINE(decode_q4_0, tile_q4_0_n)
+R16_DECODE_FINE(decode_q8_0, tile_q8_0_n)
+R16_DECODE_FINE(decode_q4_k, tile_q4_k_n)
+R16_DECODE_FINE(decode_q6_k, tile_q6_k_n)
 
 g2_r16_tile_fn g2_r16_decode_avx512(int type, int act) {
     if (act != g2_r16_act(type)) return type == GEMMA2_TYPE_BF16 && act == G2_ACT_BF16 ? decode_bf16dot : NULL;

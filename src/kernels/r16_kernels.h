@@ -52,6 +52,15 @@
         TILE(1, 1, g, cols, a, t0, y, ldy);                                                            \
     }
 
+/* A decode entry point for the int8-activation types: one token, or 2 (a token's two terms,
+ * G2_MATMUL_FINE_ACT), prefetching. Their templates compute each token alike whatever NT, so
+ * a call for 2 gives the bits of two calls for 1, from one pass over the weights. */
+#define R16_DECODE_FINE(NAME, TILE)                                                                    \
+    static void NAME(const uint8_t *g, int64_t cols, const g2_act *a, int t0, int nt, float *y, size_t ldy) { \
+        if (nt == 2) TILE(2, 1, g, cols, a, t0, y, ldy);                                               \
+        else TILE(1, 1, g, cols, a, t0, y, ldy);                                                       \
+    }
+
 /* The activation kind each type's r16 kernels read: the plain kernels' (kern_*.c). AVX-512 has
  * a second set for BF16 with G2_ACT_BF16. */
 static inline int g2_r16_act(int type) {
