@@ -168,7 +168,7 @@ int main(int argc, char **argv) {
                 if (r) tm[r - 1] = now() - t0;
             }
             const double b1 = minimum(tv, reps), m1 = median(tv, reps), b2 = minimum(tm, mreps), m2 = median(tm, mreps);
-            /* r16e (BF16 where AVX2 is the best ISA): GB/s of the BF16 weights, 0.75 of them read */
+            /* r16e (BF16 where AVX2 or AVX-512 is the best ISA): GB/s of the BF16 weights, 0.75 of them read */
             printf("%-5s %9.1f | %10.1f %10.1f | %9.0f %9.0f | %13.1f %13.1f  (%s layout)\n", gemma2_type_name(type),
                    mb / 1e6, mb / b1 / 1e9, mb / m1 / 1e9, b1 * 1e6, m1 * 1e6, flop / b2 / 1e9, flop / m2 / 1e9,
                    w[0].layout == G2_LAYOUT_R16E ? "r16e" : "r16");

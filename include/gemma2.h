@@ -136,7 +136,7 @@ typedef struct {
     int n_repacked;          /* matrices stored in the r16 layout (READ only) */
     size_t read_bytes;       /* bytes of weights a decode step reads: weight_bytes, less what 12
                                 bits a weight save (BF16, and F16 holding BF16 values; READ,
-                                where AVX2 is the best ISA) */
+                                where AVX2 or AVX-512 is the best ISA) */
 } gemma2_model_stats;
 
 /* Weight storage types, with the GGUF type numbers where GGUF has them. */

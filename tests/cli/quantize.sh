@@ -74,32 +74,35 @@ done
 
 # read mode packs BF16 tensors, and F16 ones that hold BF16 values, into 12 bits a weight (r16e)
 # as it reads them from the file, where AVX2 is the best instruction set (forced here), and on
-# AVX-512 where BF16 products take bf16 activations (AVX512-BF16, the default): the logits are the
+# AVX-512, with bf16 activations (AVX512-BF16, the default) and with fp32 ones (avx512x below:
+# GEMMA2_BF16_DOT=0): the logits are the
 # same bytes as with the 16-bit r16 layout (GEMMA2_BF16_CODES=0, which copies the whole file
 # first), as one batch of 20 and one token at a time (r16e's products are r16's, in r16's order).
 # bf16-f16.gguf, F16 made from the BF16 file, holds BF16 values and is packed too (on AVX2 with
-# F16's products; on AVX-512 it becomes a BF16 model and takes bf16 activations, so its logits
+# F16's products; on AVX-512 it becomes a BF16 model and takes BF16's kernels, so its logits
 # are not compared there); ours-f16.gguf, from F32 weights, is not (the load reads its rows again
 # and keeps 16 bits): the bytes a decode step reads (`gemma2 bench`'s read_bytes) say which.
 echo "2 17 300 45 99 7 260 211 13 5 77 150 3 8 19 250 31 64 128 6" > "$D/ids20.txt"
 isas=$(grep -qw avx2 /proc/cpuinfo && echo avx2)
+grep -qw avx512_vnni /proc/cpuinfo && grep -qw avx512bw /proc/cpuinfo && isas="$isas avx512x"
 grep -qw avx512_bf16 /proc/cpuinfo && isas="$isas avx512"
 if [ -z "$isas" ]; then
     echo "skip r16e streamed: no AVX2"
 elif "$BIN" quantize "$D/ours-bf16.gguf" "$D/bf16-f16.gguf" --type f16 -q; then
     for isa in $isas; do
+        dot=$([ $isa = avx512x ] && echo 0 || echo 1)
         for f in ours-bf16:packed bf16-f16:packed ours-f16:16-bit; do
             name=${f%%:*} want=${f##*:}
-            line=$(GEMMA2_ISA=$isa "$SAN" bench -m "$D/$name.gguf" -p 0 -n 1 -r 1 --no-warmup --load-mode read | grep '^tg1 ')
+            line=$(GEMMA2_ISA=${isa%x} GEMMA2_BF16_DOT=$dot "$SAN" bench -m "$D/$name.gguf" -p 0 -n 1 -r 1 --no-warmup --load-mode read | grep '^tg1 ')
             rb=$(echo "$line" | grep -o 'read_bytes=[0-9]*' | cut -d= -f2) mb=$(echo "$line" | grep -o 'model_bytes=[0-9]*' | cut -d= -f2)
             got=$([ -n "$rb" ] && [ "$rb" -lt "${mb:-0}" ] && echo packed || echo 16-bit)
             [ "$got" = "$want" ] && ok "$name, $isa: read mode, $got weights (read_bytes $rb of $mb)" \
                 || bad "$name, $isa: $got weights, expected $want"
-            [ $isa = avx512 ] && [ $name = bf16-f16 ] && continue
+            [ $isa != avx2 ] && [ $name = bf16-f16 ] && continue
             for mode in batch decode; do
                 dec=$([ $mode = decode ] && echo --decode || true)
                 for codes in 0 1; do
-                    GEMMA2_ISA=$isa GEMMA2_BF16_CODES=$codes "$SAN" logits -m "$D/$name.gguf" --ids-file "$D/ids20.txt" \
+                    GEMMA2_ISA=${isa%x} GEMMA2_BF16_DOT=$dot GEMMA2_BF16_CODES=$codes "$SAN" logits -m "$D/$name.gguf" --ids-file "$D/ids20.txt" \
                         -o "$D/codes$codes-$mode-$name.f32" $dec --load-mode read || bad "$name: logits, codes $codes"
                 done
                 cmp -s "$D/codes0-$mode-$name.f32" "$D/codes1-$mode-$name.f32" && ok "$name, $isa: $mode, r16e the same bytes as r16" \

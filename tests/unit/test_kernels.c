@@ -486,7 +486,7 @@ static int outputs_off(const float *w, const float *x, const float *y, int n, in
     return bad;
 }
 
-/* r16e (BF16 in 12 bits a weight, repack.h), chosen where AVX2 is the best instruction set
+/* r16e (BF16 in 12 bits a weight, repack.h), chosen where AVX2 or AVX-512 is the best instruction set
  * (forced here with GEMMA2_ISA=avx2): lossless (rows and groups come back bit for bit), decode
  * and prefill of 16 tokens or more bit-identical to r16 (the same products in the same order),
  * other token counts against float64, the scalar path the same as on plain rows, and an
