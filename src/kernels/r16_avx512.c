@@ -228,10 +228,11 @@ static inline __m512i r16e_word_index(int second) {
 #define R16E_PF 12288
 
 /* Decoding of one r16e group: the group's two code tables (exponent bytes by code), its
- * escapes, and the constants of r16e_pairs. */
+ * escapes, the stream, and the constants of r16e_pairs. */
 typedef struct {
     __m512i hi, lo, nib, m0f, m80, m7f, idx0, idx1;
     const uint8_t *esc; /* the next escape */
+    const uint8_t *s;   /* the next two column pairs' bytes */
 } r16e_dec;
 
 G2_INLINE void r16e_dec_init(r16e_dec *d, const uint8_t *g, int64_t cols) {
@@ -241,6 +242,7 @@ G2_INLINE void r16e_dec_init(r16e_dec *d, const uint8_t *g, int64_t cols) {
     d->m0f = _mm512_set1_epi8(0x0F), d->m80 = _mm512_set1_epi8((char)0x80), d->m7f = _mm512_set1_epi8(0x7F);
     d->idx0 = r16e_word_index(0), d->idx1 = r16e_word_index(1);
     d->esc = g + G2_R16E_GROUP_BYTES(cols) - G2_R16E_ESC;
+    d->s = g + 32;
 }
 
 /* The stream's two column pairs at s (96 bytes; `two` = 0: the last pair alone, v[1] then
@@ -275,6 +277,16 @@ G2_INLINE void r16e_pairs(r16e_dec *d, const uint8_t *s, int two, __m512i v[2]) 
     v[1] = _mm512_permutex2var_epi16(wl, d->idx1, wh);
 }
 
+/* Step p (even) of a group of `pairs` column pairs: prefetches ahead, decodes pairs p and p + 1
+ * into v (r16e_pairs) and moves on. Returns whether pair p + 1 exists. */
+G2_INLINE int r16e_step(r16e_dec *d, int64_t p, int64_t pairs, __m512i v[2]) {
+    const int two = p + 1 < pairs;
+    R16_PREFETCH(1, d->s + R16E_PF, 96);
+    r16e_pairs(d, d->s, two, v);
+    d->s += 96;
+    return two;
+}
+
 /* r16e decode with bf16 activations (G2_ACT_BF16 record x): two column pairs (96 bytes) a step
  * become the two r16 BF16 vectors of the same bits (r16e_pairs) and go into the accumulators as
  * tile_bf16dot_n's decode (NT = 1) takes them: even pairs into one, odd pairs into the other,
@@ -284,14 +296,10 @@ __attribute__((target("avx512bf16"))) void g2_r16e_decode_bf16dot_avx512(const u
                                                                          const uint8_t *x, float *y) {
     r16e_dec d;
     r16e_dec_init(&d, g, cols);
-    const uint8_t *s = g + 32;
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    const int64_t pairs = cols / 2;
-    for (int64_t p = 0; p < pairs; p += 2, s += 96) {
-        const int two = p + 1 < pairs;
-        R16_PREFETCH(1, s + R16E_PF, 96);
+    for (int64_t p = 0; p < cols / 2; p += 2) {
         __m512i v[2];
-        r16e_pairs(&d, s, two, v);
+        const int two = r16e_step(&d, p, cols / 2, v);
         acc0 = dp_pair(acc0, (__m512bh)v[0], x, p);
         if (two) acc1 = dp_pair(acc1, (__m512bh)v[1], x, p + 1);
     }
@@ -306,14 +314,10 @@ void g2_r16e_decode_avx512(const uint8_t *g, int64_t cols, const float *x, float
     const __m512i hi16 = _mm512_set1_epi32((int)0xFFFF0000u);
     r16e_dec d;
     r16e_dec_init(&d, g, cols);
-    const uint8_t *s = g + 32;
     __m512 ae = _mm512_setzero_ps(), ao = _mm512_setzero_ps();
-    const int64_t pairs = cols / 2;
-    for (int64_t p = 0; p < pairs; p += 2, s += 96) {
-        const int two = p + 1 < pairs;
-        R16_PREFETCH(1, s + R16E_PF, 96);
+    for (int64_t p = 0; p < cols / 2; p += 2) {
         __m512i v[2];
-        r16e_pairs(&d, s, two, v);
+        const int two = r16e_step(&d, p, cols / 2, v);
         ae = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v[0], 16)), _mm512_set1_ps(x[2 * p]), ae);
         ao = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v[0], hi16)), _mm512_set1_ps(x[2 * p + 1]), ao);
         if (two) {
