@@ -46,7 +46,7 @@ G2_INLINE __m512 ldw_mask(int kind, const uint8_t *p, __mmask16 m) {
  * F16 call it row by row from a loop that is not unrolled (tile_bf16, tile_f16): through
  * tile_float's unrolled loop over 4 rows GCC fused the four rows' loops into one, four streams
  * at once. One core, 9216 x 2304 (`KB_TYPE=f16 bench/kernels_bench.sh 1 3 9216 2304`, Zen 5):
- * F16 18.5-18.8 -> 29.3-33.2 GB/s, BF16 with `GEMMA2_BF16_DOT=0` 21.4 -> 31.6; F32 stays in the
+ * F16 18.5-18.8 -> 29.3-36.9 GB/s, BF16 with `GEMMA2_BF16_DOT=0` 21.4 -> 31.6; F32 stays in the
  * tile (38.3 there, 35.5 row by row). 2B F16 decode in mmap mode (`gemma2 bench --load-mode mmap
  * -p 0 -n 32 -r 2 --probe-bw 512`, alternated three times): 6.6-7.0 -> 9.2-10.3 t/s, weight
  * traffic / probe 0.53-0.68 -> 0.83-0.86. */

@@ -102,7 +102,8 @@ int g2_f16_to_bf16_exact_avx2(const uint8_t *src, uint8_t *dst, size_t n);
 
 /* Does a BF16 tensor (or an F16 one whose values are all BF16 values) get r16e now? When the
  * active ISA is AVX2 or AVX-512 (r16e has decode kernels for both, with fp32 activations and,
- * on AVX-512, bf16 ones too), and GEMMA2_BF16_CODES is not "0". Tensors of 12 columns or fewer never do (a group would take as many bytes or more). */
+ * on AVX-512, bf16 ones too), and GEMMA2_BF16_CODES is not "0". Tensors of 12 columns or fewer
+ * never do (a group would take as many bytes or more). */
 int g2_r16e_wanted(void);
 
 /* Repacks a plain tensor in place (its data must be writable) and sets t->layout (r16, or r16e

@@ -102,8 +102,10 @@ static void store_kv(gemma2_context *c, int l, int p0, int n) {
  * terms there (matmul.c, widen_q8_0). Q4_K_M files (Q4_K and Q6_K) take them too: with
  * llama.cpp's int8 activations everywhere their KL was 1.001x llama.cpp's on the same file
  * (7.232e-5 against 7.225e-5 nats, 1024 tokens), with the two terms 0.997x (7.202e-5); for
- * 3-4% of AVX-512 decode, 5-10% of AVX2 decode and 10% of prefill (2B, Zen 5). Q4_0 keeps one
- * term: its KL equals llama.cpp's (1.000x) and its decode margin is the smallest. */
+ * 10% of prefill and, with both terms in one pass of the decode kernel (matmul.c), no
+ * measurable decode time on AVX-512 and about 3% on AVX2 (2B, Zen 5: weight traffic / probe
+ * 0.918-0.940 -> 0.925-0.937, AVX2 0.925-0.938 -> 0.897-0.914). Q4_0 keeps one term: its KL
+ * equals llama.cpp's (1.000x) and its decode margin is the smallest. */
 static int is_k_quant(int t) { return t == GEMMA2_TYPE_Q4_K || t == GEMMA2_TYPE_Q6_K; }
 
 static unsigned qkv_flags(const g2_layer *L) {
