@@ -60,13 +60,15 @@ static int bf16_dot_requested(void) {
 #endif
 }
 
-int g2_bf16_dot_in_use(g2_isa isa) {
+/* Do BF16 products on `isa` run vdpbf16ps on bf16 activations (AVX-512 requested and present,
+ * the CPU has AVX512-BF16 and GEMMA2_BF16_DOT is not "0")? */
+static int bf16_dot_in_use(g2_isa isa) {
     return isa >= G2_ISA_AVX512 && g2_isa_available(G2_ISA_AVX512) && bf16_dot_requested();
 }
 
 const char *gemma2_kernels_in_use(void) {
     const g2_isa isa = g2_isa_active();
-    if (g2_bf16_dot_in_use(isa)) return "avx512+bf16dot";
+    if (bf16_dot_in_use(isa)) return "avx512+bf16dot";
     return g2_isa_name(isa);
 }
 

@@ -66,9 +66,6 @@ int g2_kernel_avx512(int type, int bf16_dot, g2_kernel *k);
 
 /* The kernel actually used for (isa, type): falls back down the ISAs. 0 if the type has none. */
 int g2_kernel_for(g2_isa isa, int type, g2_kernel *k);
-/* Do BF16 products on `isa` run vdpbf16ps on bf16 activations (AVX-512 requested and present,
- * the CPU has AVX512-BF16 and GEMMA2_BF16_DOT is not "0")? */
-int g2_bf16_dot_in_use(g2_isa isa);
 
 static inline const int8_t *g2_act_q(const g2_act *a, int t) { return (const int8_t *)(a->base + (size_t)t * a->stride); }
 static inline const float *g2_act_d(const g2_act *a, int t) { return (const float *)(a->base + (size_t)t * a->stride + a->off_d); }
