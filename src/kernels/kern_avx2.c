@@ -11,7 +11,9 @@
 #include "kernels/kernels_impl.h"
 #include "kernels/tile_cases.h"
 
-#define G2_PF 1024 /* decode prefetch distance along a row, bytes (see kern_avx512.c) */
+#ifndef G2_PF
+#define G2_PF 8192 /* decode prefetch distance along a row, bytes (why: kern_avx512.c) */
+#endif
 
 G2_INLINE float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -89,12 +91,18 @@ G2_INLINE void tile_float(int kind, const int NR, const int NT, const uint8_t *w
  * above, with one sum, waits on the FMA latency: 8 weights per 4 cycles). One core, 9216 x 2304
  * (`GEMMA2_ISA=avx2 bench/kernels_bench.sh 1 3 9216 2304`, alternated three times), GB/s: BF16
  * 14.6-16.1 -> 26.9-29.9, F16 15.3-16.5 -> 28.9-30.4, F32 19.8-26.1 -> 26.6-28.1. A software
- * prefetch of each line, as the tile had, was slower (BF16 24.5-26.8, F16 21.5-26.6). */
+ * prefetch of each line 1 KiB ahead, as the tile had, was slower (BF16 24.5-26.8, F16
+ * 21.5-26.6); 8 KiB ahead (G2_PF) pays: 2B model in mmap mode (`GEMMA2_ISA=avx2 gemma2 bench
+ * --load-mode mmap -p 0 -n 32 -r 2 --probe-bw 512`, Zen 5, alternated twice) BF16 10.3-10.4 ->
+ * 13.7-13.8 t/s, F16 10.5-10.8 -> 13.6-13.7; two threads on huge pages (`GEMMA2_ISA=avx2
+ * KB_TYPE=bf16 bench/kernels_bench.sh 2 3 9216 2304`) BF16 67-72 -> 88 GB/s, F16 76-78 -> 89-90. */
 G2_INLINE float row_dot_float(int kind, const uint8_t *w, const float *x, int64_t cols) {
     const size_t esz = kind == K_F32 ? 4 : 2;
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     int64_t c = 0;
     for (; c + 32 <= cols; c += 32) {
+        _mm_prefetch((const char *)(w + (size_t)c * esz + G2_PF), _MM_HINT_T0);
+        if (kind == K_F32) _mm_prefetch((const char *)(w + (size_t)c * esz + G2_PF + 64), _MM_HINT_T0);
         s0 = _mm256_fmadd_ps(ldw(kind, w + (size_t)c * esz), _mm256_loadu_ps(x + c), s0);
         s1 = _mm256_fmadd_ps(ldw(kind, w + (size_t)(c + 8) * esz), _mm256_loadu_ps(x + c + 8), s1);
         s2 = _mm256_fmadd_ps(ldw(kind, w + (size_t)(c + 16) * esz), _mm256_loadu_ps(x + c + 16), s2);

@@ -15,11 +15,19 @@
 #include "kernels/kernels_impl.h"
 #include "kernels/tile_cases.h"
 
-/* Software prefetch distance along each weight row (bytes) in decode: the hardware prefetcher
- * alone loses bandwidth on several short row streams. A prefetch past the end of a row lands in
- * the next row (rows are contiguous) and never faults. */
+/* Software prefetch distance along each weight row (bytes) in decode (plain rows: mmap mode,
+ * and types without a repacked layout): the hardware prefetcher stops at each 4 KiB page, so a
+ * stream from the page cache stalls at every page boundary unless the line has been asked for
+ * a page or two ahead. A prefetch past the end of a row lands in the next row (rows are
+ * contiguous); one past the end of a mapping is dropped (prefetches never fault). 1024 -> 8192,
+ * 2B model in mmap mode (`gemma2 bench --load-mode mmap -p 0 -n 32 -r 2 --probe-bw 512`,
+ * alternated twice, Zen 5), weight traffic / probe: Q4_0 0.75-0.76 -> 0.90, Q4_K_M 0.73 ->
+ * 0.82-0.83, Q8_0 0.75 -> 0.80, F16 0.82 -> 0.94, BF16 0.83-0.84 -> 0.95 (the float rows had no
+ * prefetch before); 2048, 4096, 16384 and 32768 were below 8192. On huge pages too (two
+ * threads, 9216 x 2304, `KB_TYPE=q4_0 bench/kernels_bench.sh 2 3 9216 2304`): Q4_0 59-63 -> 82
+ * GB/s, Q8_0 69-76 -> 94-95, Q6_K 71-75 -> 94, F16 77-82 -> 91-92, BF16 89 either way. */
 #ifndef G2_PF
-#define G2_PF 1024
+#define G2_PF 8192
 #endif
 
 /* ---- F32 / BF16 / F16 ------------------------------------------------------------------- */
@@ -49,12 +57,19 @@ G2_INLINE __m512 ldw_mask(int kind, const uint8_t *p, __mmask16 m) {
  * F16 18.5-18.8 -> 29.3-36.9 GB/s, BF16 with `GEMMA2_BF16_DOT=0` 21.4 -> 31.6; F32 stays in the
  * tile (38.3 there, 35.5 row by row). 2B F16 decode in mmap mode (`gemma2 bench --load-mode mmap
  * -p 0 -n 32 -r 2 --probe-bw 512`, alternated three times): 6.6-7.0 -> 9.2-10.3 t/s, weight
- * traffic / probe 0.53-0.68 -> 0.83-0.86. */
+ * traffic / probe 0.53-0.68 -> 0.83-0.86; with the prefetch (G2_PF) 0.94. */
 G2_INLINE float row_dot_float(int kind, const uint8_t *w, const float *x, int64_t cols) {
     const size_t esz = kind == K_F32 ? 4 : 2;
     __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     int64_t c = 0;
     for (; c + 64 <= cols; c += 64) {
+        const char *pf = (const char *)(w + (size_t)c * esz + G2_PF);
+        _mm_prefetch(pf, _MM_HINT_T0);
+        _mm_prefetch(pf + 64, _MM_HINT_T0);
+        if (kind == K_F32) {
+            _mm_prefetch(pf + 128, _MM_HINT_T0);
+            _mm_prefetch(pf + 192, _MM_HINT_T0);
+        }
         s0 = _mm512_fmadd_ps(ldw(kind, w + (size_t)c * esz), _mm512_loadu_ps(x + c), s0);
         s1 = _mm512_fmadd_ps(ldw(kind, w + (size_t)(c + 16) * esz), _mm512_loadu_ps(x + c + 16), s1);
         s2 = _mm512_fmadd_ps(ldw(kind, w + (size_t)(c + 32) * esz), _mm512_loadu_ps(x + c + 32), s2);
@@ -172,13 +187,15 @@ __attribute__((target("avx512bf16"))) G2_INLINE void tile_bf16dot(const int NR, 
 /* Decode with vdpbf16ps on a plain row (mmap mode): one row streamed at a time, 128 weights (4
  * cache lines) a step into four sums. One core, 9216 x 2304 (`bench/kernels_bench.sh 1 3 9216
  * 2304`, alternated): 24-30 GB/s, against 13-18 for the 4-row tile (four streams). Two rows at
- * a time read 14 GB/s, and a software prefetch of each line made it slower (22-24), as it does
- * the F32/F16 rows (F16 28-29 -> 18-20). */
+ * a time read 14 GB/s. A prefetch of each line 1 KiB ahead had made it slower (22-24), and
+ * F16's rows too (28-29 -> 18-20); 8 KiB ahead (G2_PF) is what pays on 4 KiB pages. */
 __attribute__((target("avx512bf16"))) static float row_bf16dot(const uint8_t *w, const uint16_t *x, int64_t cols) {
     __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     int64_t c = 0;
     for (; c + 128 <= cols; c += 128) {
         const uint8_t *p = w + (size_t)c * 2;
+        G2_UNROLL
+        for (int k = 0; k < 4; k++) _mm_prefetch((const char *)(p + G2_PF + 64 * k), _MM_HINT_T0);
         s0 = _mm512_dpbf16_ps(s0, (__m512bh)_mm512_loadu_si512(p), (__m512bh)_mm512_loadu_si512(x + c));
         s1 = _mm512_dpbf16_ps(s1, (__m512bh)_mm512_loadu_si512(p + 64), (__m512bh)_mm512_loadu_si512(x + c + 32));
         s2 = _mm512_dpbf16_ps(s2, (__m512bh)_mm512_loadu_si512(p + 128), (__m512bh)_mm512_loadu_si512(x + c + 64));
