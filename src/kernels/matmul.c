@@ -112,22 +112,27 @@ static int widen_bf16(g2_isa isa, int type, int n) {
     return type == GEMMA2_TYPE_BF16 && n >= G2_PACK_MIN_TOKENS && avx2_only(isa);
 }
 
-/* Q8_0 with two-term activations (G2_MATMUL_FINE_ACT: the query, key and value projections) on
- * AVX2: the two terms double the integer work, and AVX2's int8 products (vpsignb, vpmaddubsw,
- * vpmaddwd) run at only about 1.25x the rate of its fp32 FMAs (estimated from 2B prefill on a
- * Zen 3 host: BF16 on the F32 tile 31 t/s, Q8_0 with the two terms 35), so for 64 tokens or more each block
- * of rows is widened once into r16 F32 groups of its exact values d * q and multiplied by the
- * fp32 activations themselves: exact activations, which the two terms approximate, at less
- * work. Measured: docs/kernels.md, "Q8_0 two-term prefill through the F32 tile". The int8
- * route stays for fewer tokens (the widening is paid once per block for all tokens) and on
- * AVX-512, whose vpdpbusd does 4 times the multiply-adds of an fp32 FMA per instruction. */
-#define G2_WIDEN_Q8_MIN_TOKENS 64 /* chosen, not tuned: n = 256 per piece in prefill */
-static int widen_q8_0(g2_isa isa, int type, int n) {
-    return type == GEMMA2_TYPE_Q8_0 && n >= G2_WIDEN_Q8_MIN_TOKENS && avx2_only(isa);
+/* Q8_0, Q4_K and Q6_K with two-term activations (G2_MATMUL_FINE_ACT: the query, key and value
+ * projections of Q8_0 and Q4_K_M models) on AVX2: the two terms double the integer work, and
+ * AVX2's int8 products (vpmaddubsw and vpmaddwd, Q8_0's vpsignb) run at only about 1.25x the
+ * rate of its fp32 FMAs (estimated from 2B prefill on a Zen 3 host: BF16 on the F32 tile 31 t/s,
+ * Q8_0 with the two terms 35), so for 64 tokens or more each block of rows is widened once into
+ * r16 F32 groups of its values (g2_dequantize_row's: d * q for Q8_0) and multiplied by the fp32
+ * activations themselves: exact activations, which the two terms approximate, at less work.
+ * Measured: docs/kernels.md, "Q8_0 two-term prefill through the F32 tile" and "Q4_K_M's query,
+ * key and value prefill through the F32 tile". The int8 route stays for fewer tokens (the
+ * widening is paid once per block for all tokens) and on AVX-512, whose vpdpbusd does 4 times
+ * the multiply-adds of an fp32 FMA per instruction. */
+#define G2_WIDEN_FINE_MIN_TOKENS 64 /* chosen, not tuned: n = 256 per piece in prefill */
+static int widens_to_f32(int type) {
+    return type == GEMMA2_TYPE_Q8_0 || type == GEMMA2_TYPE_Q4_K || type == GEMMA2_TYPE_Q6_K;
+}
+static int widen_fine(g2_isa isa, int type, int n) {
+    return widens_to_f32(type) && n >= G2_WIDEN_FINE_MIN_TOKENS && avx2_only(isa);
 }
 
-/* Rows [r0, r1), r0 a multiple of 16, of a BF16 (any layout) or Q8_0 (plain or r16) tensor,
- * through the F32 tile on blocks widened into scratch (widen_bf16, widen_q8_0), on fp32
+/* Rows [r0, r1), r0 a multiple of 16, of a BF16 (any layout) or Q8_0, Q4_K, Q6_K (plain or r16)
+ * tensor, through the F32 tile on blocks widened into scratch (widen_bf16, widen_fine), on fp32
  * activations. y as in compute_rows. */
 static int compute_rows_widened(const g2_tensor *w, const g2_act *a, int n, float *y, int64_t r0, int64_t r1) {
     g2_r16_tile_fn tile;
@@ -151,8 +156,13 @@ static int compute_rows_widened(const g2_tensor *w, const g2_act *a, int n, floa
             }
             const uint8_t *src = (const uint8_t *)w->data + (size_t)g * rb;
             if (!packed) g2_r16_pack_group(w->type, w->cols, src, rb, tmp);
-            if (w->type == GEMMA2_TYPE_BF16) g2_r16_widen_bf16_group(w->cols, packed ? src : tmp, dst);
-            else g2_r16_widen_q8_0_group_avx2(w->cols, packed ? src : tmp, dst);
+            const uint8_t *group = packed ? src : tmp;
+            switch (w->type) {
+            case GEMMA2_TYPE_BF16: g2_r16_widen_bf16_group(w->cols, group, dst); break;
+            case GEMMA2_TYPE_Q8_0: g2_r16_widen_q8_0_group_avx2(w->cols, group, dst); break;
+            case GEMMA2_TYPE_Q4_K: g2_r16_widen_q4_k_group_avx2(w->cols, group, dst); break;
+            default: g2_r16_widen_q6_k_group_avx2(w->cols, group, dst); break; /* Q6_K */
+            }
         }
         r16_prefill(tile, nt_max, buf, fb, w->cols, a, n, y + b0, ldy, b1 - b0);
     }
@@ -234,7 +244,7 @@ static int compute_share(g2_isa isa, const g2_kernel *k, int pack, const g2_tens
     const uint8_t *base = (const uint8_t *)w->data + (size_t)r0 * rb;
     g2_r16_tile_fn tile;
     if (w->layout == G2_LAYOUT_R16E) return compute_rows_r16e(isa, k, w, a, n, y, r0, r1);
-    const int widened = widen_bf16(isa, w->type, n) || (w->type == GEMMA2_TYPE_Q8_0 && k->act == G2_ACT_F32);
+    const int widened = widen_bf16(isa, w->type, n) || (widens_to_f32(w->type) && k->act == G2_ACT_F32);
     if (widened && (w->layout == G2_LAYOUT_R16 || pack)) return compute_rows_widened(w, a, n, y, r0, r1);
     if (w->layout != G2_LAYOUT_R16) {
         const int nt_max = pack ? r16_tile_for(isa, w->type, k->act, &tile) : 0;
@@ -396,8 +406,8 @@ static int matmul_many(g2_isa isa, const g2_tensor *const *ws, float *const *ys,
         work += (double)ws[i]->rows * (double)ws[i]->cols * n;
     }
     int widen = fine;
-    for (int i = 0; i < count; i++) widen &= widen_q8_0(isa, ws[i]->type, n) && (pack[i] || ws[i]->layout == G2_LAYOUT_R16);
-    if (widen) { /* fp32 activations on widened Q8_0 blocks instead of two terms (widen_q8_0) */
+    for (int i = 0; i < count; i++) widen &= widen_fine(isa, ws[i]->type, n) && (pack[i] || ws[i]->layout == G2_LAYOUT_R16);
+    if (widen) { /* fp32 activations on widened blocks instead of two terms (widen_fine) */
         for (int i = 0; i < count; i++) k[i].act = G2_ACT_F32;
         fine = 0, nn = n;
     }

@@ -311,7 +311,7 @@ G2_INLINE void tile_q6_k_n(const int NT, const int PF, const uint8_t *g, int64_t
     }
 }
 
-/* ---- Q8_0 widened to F32 (matmul.c: two-term prefill of 64 tokens or more) ------------------ */
+/* ---- Q8_0, Q4_K, Q6_K widened to F32 (matmul.c: two-term prefill of 64 tokens or more) ------- */
 
 /* One r16 Q8_0 group as the r16 F32 group of its values d * q, exact (an fp16 d has 11
  * significant bits, q 8: the product fits fp32's 24). Column c of the F32 group is 16 floats,
@@ -332,6 +332,67 @@ void g2_r16_widen_q8_0_group_avx2(int64_t cols, const uint8_t *src, uint8_t *dst
                 _mm256_storeu_ps(col + 16, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(q, 16), 24))));
                 _mm256_storeu_ps(col + 32, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(q, 8), 24))));
                 _mm256_storeu_ps(col + 48, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_srai_epi32(q, 24))));
+            }
+        }
+    }
+}
+
+/* The 4-bit fields of byte i of each 32-bit lane (byte 4r + i: row r's element), as fp32. */
+G2_INLINE __m256 nibble_lo(__m256i v, int i) { return _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(v, 8 * i), _mm256_set1_epi32(15))); }
+G2_INLINE __m256 nibble_hi(__m256i v, int i) { return _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(v, 8 * i + 4), _mm256_set1_epi32(15))); }
+
+/* One r16 Q4_K group as the r16 F32 group of its values (d sc) q - dmin m: d sc and q exact
+ * products in fp32, one rounding in the difference, as g2_dequantize_row computes them. */
+void g2_r16_widen_q4_k_group_avx2(int64_t cols, const uint8_t *src, uint8_t *dst) {
+    float *out = (float *)(void *)dst;
+    for (int64_t sb = 0; sb < cols / 256; sb++) {
+        const uint8_t *blk = src + (size_t)sb * 2304;
+        uint8_t sc[128], mn[128];
+        six_bit_unpack(blk + 64, sc);
+        six_bit_unpack(blk + 160, mn);
+        for (int h = 0; h < 2; h++) {
+            const __m256 d = d8(blk + 16 * h), dmin = d8(blk + 32 + 16 * h);
+            for (int j = 0; j < 8; j++) {
+                const __m256 ds = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(sc + 16 * j + 8 * h)))));
+                const __m256 dm = _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(mn + 16 * j + 8 * h)))));
+                for (int v = 0; v < 4; v++) {
+                    const __m256i w = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 256 + 64 * (4 * j + v) + 32 * h));
+                    float *col = out + (size_t)(256 * sb + 32 * j + 8 * v) * G2_R16 + 8 * h;
+                    G2_UNROLL
+                    for (int i = 0; i < 4; i++) {
+                        _mm256_storeu_ps(col + G2_R16 * i, _mm256_sub_ps(_mm256_mul_ps(ds, nibble_lo(w, i)), dm));
+                        _mm256_storeu_ps(col + G2_R16 * (4 + i), _mm256_sub_ps(_mm256_mul_ps(ds, nibble_hi(w, i)), dm));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* One r16 Q6_K group as the r16 F32 group of its values (d sc) (q - 32), exact in fp32 (11 + 7
+ * + 5 significant bits), as g2_dequantize_row computes them. */
+void g2_r16_widen_q6_k_group_avx2(int64_t cols, const uint8_t *src, uint8_t *dst) {
+    const __m256i m3 = _mm256_set1_epi32(3), off = _mm256_set1_epi32(32);
+    float *out = (float *)(void *)dst;
+    for (int64_t sb = 0; sb < cols / 256; sb++) {
+        const uint8_t *blk = src + (size_t)sb * 3360;
+        for (int h = 0; h < 2; h++) {
+            const __m256 d = d8(blk + 16 * h);
+            for (int k = 0; k < 16; k++) {
+                const __m256 ds = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(blk + 32 + 16 * k + 8 * h)))));
+                const __m256i l0 = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 288 + 64 * (2 * k) + 32 * h));
+                const __m256i l1 = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 288 + 64 * (2 * k + 1) + 32 * h));
+                const __m256i hb = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 2336 + 64 * k + 32 * h));
+                float *col = out + (size_t)(256 * sb + 16 * k) * G2_R16 + 8 * h;
+                G2_UNROLL
+                for (int i = 0; i < 4; i++) /* element 16k + 4m + i: a low nibble of l0 / l1, bits 2m of hb */
+                    G2_UNROLL
+                    for (int m = 0; m < 4; m++) {
+                        const __m256i lo = _mm256_and_si256(_mm256_srli_epi32(m < 2 ? l0 : l1, 8 * i + 4 * (m & 1)), _mm256_set1_epi32(15));
+                        const __m256i hi = _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hb, 8 * i + 2 * m), m3), 4);
+                        const __m256i q = _mm256_sub_epi32(_mm256_or_si256(lo, hi), off);
+                        _mm256_storeu_ps(col + G2_R16 * (4 * m + i), _mm256_mul_ps(ds, _mm256_cvtepi32_ps(q)));
+                    }
             }
         }
     }

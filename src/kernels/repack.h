@@ -73,6 +73,10 @@ void g2_r16_widen_bf16_group(int64_t cols, const uint8_t *src, uint8_t *dst);
  * AVX2 prefill of 64 tokens or more runs Q8_0 products that ask for two-term activations
  * (G2_MATMUL_FINE_ACT) through the F32 tile on such groups instead (matmul.c). */
 void g2_r16_widen_q8_0_group_avx2(int64_t cols, const uint8_t *src, uint8_t *dst);
+/* And for r16 Q4_K and Q6_K groups: g2_dequantize_row's values (Q4_K_M's query, key and value
+ * products take two-term activations too). */
+void g2_r16_widen_q4_k_group_avx2(int64_t cols, const uint8_t *src, uint8_t *dst);
+void g2_r16_widen_q6_k_group_avx2(int64_t cols, const uint8_t *src, uint8_t *dst);
 
 /* r16e: escapes a group may hold (exponents outside its 15 codes), the bytes of a group */
 #define G2_R16E_ESC 64

@@ -99,10 +99,10 @@ static void store_kv(gemma2_context *c, int l, int p0, int n) {
  * group alone: 0.01-0.32e-6; exact everywhere: 2.62e-6); the two terms give 3.31e-6, for 8-9%
  * of prefill time and 0.5% of decode. On AVX2, prefill of 64 tokens or more gets the exact
  * activations instead, through the F32 tile on widened weights, which costs less than the two
- * terms there (matmul.c, widen_q8_0). Q4_K_M files (Q4_K and Q6_K) take them too: with
+ * terms there (matmul.c, widen_fine). Q4_K_M files (Q4_K and Q6_K) take them too: with
  * llama.cpp's int8 activations everywhere their KL was 1.001x llama.cpp's on the same file
  * (7.232e-5 against 7.225e-5 nats, 1024 tokens), with the two terms 0.997x (7.202e-5); for
- * 10% of prefill and, with both terms in one pass of the decode kernel (matmul.c), no
+ * 10% of prefill (on AVX2 from 64 tokens the same F32 route as Q8_0's) and, with both terms in one pass of the decode kernel (matmul.c), no
  * measurable decode time on AVX-512 and about 3% on AVX2 (2B, Zen 5: weight traffic / probe
  * 0.918-0.940 -> 0.925-0.937, AVX2 0.925-0.938 -> 0.897-0.914). Q4_0 keeps one term: its KL
  * equals llama.cpp's (1.000x) and its decode margin is the smallest. */

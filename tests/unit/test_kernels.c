@@ -761,7 +761,7 @@ static void test_fine_activations(void) {
         if (!g2_isa_available((g2_isa)isa)) continue;
         for (size_t ti = 0; ti < sizeof qt / sizeof qt[0]; ti++)
             for (int r16 = 0; r16 < 2; r16++)
-                for (int n = 1; n <= 70; n += n == 1 ? 2 : n == 3 ? 17 : 50) { /* 70: AVX2 Q8_0 widened (matmul.c) */
+                for (int n = 1; n <= 70; n += n == 1 ? 2 : n == 3 ? 17 : 50) { /* 70: AVX2 Q8_0, Q4_K, Q6_K widened (matmul.c) */
                     const int type = qt[ti];
                     test_matrix m = make_matrix(type, rows, cols, 50 + (uint64_t)type);
                     if (r16) CHECK(g2_tensor_repack_r16(&m.t, 2) == 0);
@@ -803,6 +803,41 @@ static void test_fine_activations(void) {
                     free_matrix(&m);
                 }
     }
+}
+
+/* AVX2's two-term prefill widens r16 Q8_0, Q4_K and Q6_K groups into r16 F32 groups (matmul.c,
+ * widen_fine): their values must be g2_dequantize_row's, bit for bit (the products in both are
+ * exact in fp32 but Q4_K's difference, rounded once in both). Random bytes: every scale, min
+ * and quant value, Q6_K's scale -128 among them; column c of a group is 16 floats, rows 0-15. */
+static void test_widen_groups(void) {
+    if (!g2_isa_available(G2_ISA_AVX2)) {
+        printf("# skip widen groups: no AVX2\n");
+        return;
+    }
+    static const int types[] = {GEMMA2_TYPE_Q8_0, GEMMA2_TYPE_Q4_K, GEMMA2_TYPE_Q6_K};
+    enum { ROWS = 32, COLS = 768 };
+    float *wide = malloc(G2_R16 * COLS * 4);
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const int type = types[ti];
+        test_matrix m = make_matrix_random_bytes(type, ROWS, COLS, 17 + (uint64_t)type);
+        CHECK(g2_tensor_repack_r16(&m.t, 1) == 0 && m.t.layout == G2_LAYOUT_R16);
+        int bad = 0;
+        for (int g = 0; g < ROWS; g += G2_R16) {
+            const uint8_t *group = m.data + (size_t)g * m.t.row_bytes;
+            if (type == GEMMA2_TYPE_Q8_0) g2_r16_widen_q8_0_group_avx2(COLS, group, (uint8_t *)wide);
+            else if (type == GEMMA2_TYPE_Q4_K) g2_r16_widen_q4_k_group_avx2(COLS, group, (uint8_t *)wide);
+            else g2_r16_widen_q6_k_group_avx2(COLS, group, (uint8_t *)wide);
+            for (int c = 0; c < COLS; c++)
+                for (int r = 0; r < G2_R16; r++) {
+                    const float want = m.deq[(size_t)(g + r) * COLS + c], got = wide[c * G2_R16 + r];
+                    if (memcmp(&want, &got, 4) != 0 && bad++ < 3)
+                        fprintf(stderr, "  %s row %d col %d: %.9g, dequantized %.9g\n", gemma2_type_name(type), g + r, c, got, want);
+                }
+        }
+        CHECK(bad == 0, "%s: %d widened values differ", gemma2_type_name(type), bad);
+        free_matrix(&m);
+    }
+    free(wide);
 }
 
 /* The products hand out chunks of rows (~256 KiB in decode, one 512 KiB L2 block in prefill) and
@@ -975,6 +1010,7 @@ int main(void) {
     RUN(test_r16e_streamed);
     RUN(test_matmul_many);
     RUN(test_fine_activations);
+    RUN(test_widen_groups);
     RUN(test_shared_chunks);
     RUN(test_isa_override);
     RUN(test_bf16_dot_option);
