@@ -337,9 +337,10 @@ void g2_r16_widen_q8_0_group_avx2(int64_t cols, const uint8_t *src, uint8_t *dst
     }
 }
 
-/* The 4-bit fields of byte i of each 32-bit lane (byte 4r + i: row r's element), as fp32. */
-G2_INLINE __m256 nibble_lo(__m256i v, int i) { return _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(v, 8 * i), _mm256_set1_epi32(15))); }
-G2_INLINE __m256 nibble_hi(__m256i v, int i) { return _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(v, 8 * i + 4), _mm256_set1_epi32(15))); }
+/* Bits [shift, shift + width) of each 32-bit lane (lane r: row r's four bytes), as an int32. */
+G2_INLINE __m256i lane_field(__m256i v, int shift, int width) {
+    return _mm256_and_si256(_mm256_srli_epi32(v, shift), _mm256_set1_epi32((1 << width) - 1));
+}
 
 /* One r16 Q4_K group as the r16 F32 group of its values (d sc) q - dmin m: d sc and q exact
  * products in fp32, one rounding in the difference, as g2_dequantize_row computes them. */
@@ -360,8 +361,9 @@ void g2_r16_widen_q4_k_group_avx2(int64_t cols, const uint8_t *src, uint8_t *dst
                     float *col = out + (size_t)(256 * sb + 32 * j + 8 * v) * G2_R16 + 8 * h;
                     G2_UNROLL
                     for (int i = 0; i < 4; i++) {
-                        _mm256_storeu_ps(col + G2_R16 * i, _mm256_sub_ps(_mm256_mul_ps(ds, nibble_lo(w, i)), dm));
-                        _mm256_storeu_ps(col + G2_R16 * (4 + i), _mm256_sub_ps(_mm256_mul_ps(ds, nibble_hi(w, i)), dm));
+                        const __m256 lo = _mm256_cvtepi32_ps(lane_field(w, 8 * i, 4)), hi = _mm256_cvtepi32_ps(lane_field(w, 8 * i + 4, 4));
+                        _mm256_storeu_ps(col + G2_R16 * i, _mm256_sub_ps(_mm256_mul_ps(ds, lo), dm));
+                        _mm256_storeu_ps(col + G2_R16 * (4 + i), _mm256_sub_ps(_mm256_mul_ps(ds, hi), dm));
                     }
                 }
             }
@@ -372,7 +374,7 @@ void g2_r16_widen_q4_k_group_avx2(int64_t cols, const uint8_t *src, uint8_t *dst
 /* One r16 Q6_K group as the r16 F32 group of its values (d sc) (q - 32), exact in fp32 (11 + 7
  * + 5 significant bits), as g2_dequantize_row computes them. */
 void g2_r16_widen_q6_k_group_avx2(int64_t cols, const uint8_t *src, uint8_t *dst) {
-    const __m256i m3 = _mm256_set1_epi32(3), off = _mm256_set1_epi32(32);
+    const __m256i off = _mm256_set1_epi32(32);
     float *out = (float *)(void *)dst;
     for (int64_t sb = 0; sb < cols / 256; sb++) {
         const uint8_t *blk = src + (size_t)sb * 3360;
@@ -388,9 +390,8 @@ void g2_r16_widen_q6_k_group_avx2(int64_t cols, const uint8_t *src, uint8_t *dst
                 for (int i = 0; i < 4; i++) /* element 16k + 4m + i: a low nibble of l0 / l1, bits 2m of hb */
                     G2_UNROLL
                     for (int m = 0; m < 4; m++) {
-                        const __m256i lo = _mm256_and_si256(_mm256_srli_epi32(m < 2 ? l0 : l1, 8 * i + 4 * (m & 1)), _mm256_set1_epi32(15));
-                        const __m256i hi = _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hb, 8 * i + 2 * m), m3), 4);
-                        const __m256i q = _mm256_sub_epi32(_mm256_or_si256(lo, hi), off);
+                        const __m256i lo = lane_field(m < 2 ? l0 : l1, 8 * i + 4 * (m & 1), 4);
+                        const __m256i q = _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(lane_field(hb, 8 * i + 2 * m, 2), 4)), off);
                         _mm256_storeu_ps(col + G2_R16 * (4 * m + i), _mm256_mul_ps(ds, _mm256_cvtepi32_ps(q)));
                     }
             }

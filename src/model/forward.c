@@ -102,8 +102,9 @@ static void store_kv(gemma2_context *c, int l, int p0, int n) {
  * terms there (matmul.c, widen_fine). Q4_K_M files (Q4_K and Q6_K) take them too: with
  * llama.cpp's int8 activations everywhere their KL was 1.001x llama.cpp's on the same file
  * (7.232e-5 against 7.225e-5 nats, 1024 tokens), with the two terms 0.997x (7.202e-5); for
- * 10% of prefill (on AVX2 from 64 tokens the same F32 route as Q8_0's) and, with both terms in one pass of the decode kernel (matmul.c), no
- * measurable decode time on AVX-512 and about 3% on AVX2 (2B, Zen 5: weight traffic / probe
+ * 10% of prefill (on AVX2, from 64 tokens, Q8_0's F32 route instead: exact activations, 2B
+ * pp512 +7% on Zen 3 against the two terms) and, with both terms in one pass of the decode
+ * kernel (matmul.c), no measurable decode time on AVX-512 and about 3% on AVX2 (2B, Zen 5: weight traffic / probe
  * 0.918-0.940 -> 0.925-0.937, AVX2 0.925-0.938 -> 0.897-0.914). Q4_0 keeps one term: its KL
  * equals llama.cpp's (1.000x) and its decode margin is the smallest. */
 static int is_k_quant(int t) { return t == GEMMA2_TYPE_Q4_K || t == GEMMA2_TYPE_Q6_K; }
